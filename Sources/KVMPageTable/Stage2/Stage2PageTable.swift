@@ -1,0 +1,74 @@
+/// A guest stage-2 page table, operated on exactly as the kernel's
+/// `kvm_pgtable_stage2_*` functions operate on theirs.
+///
+/// Each operation returns what the kernel returns and records the TLB and
+/// cache maintenance it issued in ``maintenance``; ``lastMaintenance`` holds
+/// the record of the most recent operation alone.
+public final class Stage2PageTable: PageTable {
+    /// The table's shape.
+    public let geometry: TableGeometry
+    /// CPU features in effect.
+    public let features: Stage2Features
+    /// Where the pages live.
+    public let arena: PageArena
+    /// Physical address of the first root page.
+    public let rootPhysicalAddress: UInt64
+    /// Everything issued since the table was made.
+    public private(set) var maintenance = Maintenance()
+    /// What the most recent operation issued.
+    public private(set) var lastMaintenance = Maintenance()
+
+    @usableFromInline let context: Stage2Context
+
+    /// An empty table (`kvm_pgtable_stage2_init`): zeroed root pages, taken
+    /// outside the page budget.
+    public init(geometry: TableGeometry, features: Stage2Features = [],
+                arena: PageArena? = nil) throws(KernelError) {
+        precondition(geometry.kind == .stage2, "a stage-2 table needs a stage-2 geometry")
+        self.geometry = geometry
+        self.features = features
+        let arena = try Self.arenaOrNew(arena, granule: geometry.granule)
+        self.arena = arena
+        self.rootPhysicalAddress = try arena.allocateRoot(pages: geometry.rootPages)
+        self.context = Stage2Context(
+            arena: arena,
+            walker: Walker(memory: arena, geometry: geometry, rootPhysicalAddress: rootPhysicalAddress),
+            features: features)
+    }
+
+    private static func arenaOrNew(_ arena: PageArena?, granule: Granule) throws(KernelError) -> PageArena {
+        if let arena { return arena }
+        return try PageArena(granule: granule)
+    }
+
+    /// A table for a script configuration.
+    public convenience init(_ configuration: ScriptConfiguration) throws {
+        var features: Stage2Features = []
+        if configuration.fwb { features.insert(.fwb) }
+        if configuration.tlbiRange { features.insert(.tlbiRange) }
+        try self.init(geometry: TableGeometry(configuration), features: features)
+    }
+
+    /// Runs one operation, recording its maintenance.
+    @inlinable
+    func recording<R>(_ body: (inout Maintenance) -> R) -> R {
+        let recorder = MaintenanceRecorder(arena)
+        var m = Maintenance()
+        let r = body(&m)
+        let done = recorder.finish(m)
+        record(done)
+        return r
+    }
+
+    @usableFromInline
+    func record(_ m: Maintenance) {
+        lastMaintenance = m
+        maintenance += m
+    }
+
+    /// Throws the error a kernel return code names.
+    @inlinable
+    static func check(_ code: Int32) throws(KernelError) {
+        if let e = KernelError(code: code) { throw e }
+    }
+}

@@ -1,0 +1,52 @@
+/// Receives the canonical dump one line at a time, without its newline.
+public protocol DumpSink {
+    /// One line's bytes.
+    mutating func emit(_ line: UnsafeBufferPointer<UInt8>)
+}
+
+/// The 64-bit FNV-1a hash of lines, each followed by `\n`.
+public struct FNV1a: DumpSink, Hashable, Sendable {
+    /// FNV-1a's offset basis.
+    public static let offsetBasis: UInt64 = 0xcbf2_9ce4_8422_2325
+    /// FNV-1a's prime.
+    public static let prime: UInt64 = 0x0000_0100_0000_01b3
+
+    /// The hash so far.
+    public var value: UInt64 = FNV1a.offsetBasis
+
+    /// The hash of nothing.
+    public init() {}
+
+    /// Hashes `bytes`.
+    @inlinable
+    public mutating func hash(_ bytes: UnsafeBufferPointer<UInt8>) {
+        var h = value
+        for b in bytes { h = (h ^ UInt64(b)) &* FNV1a.prime }
+        value = h
+    }
+
+    /// Hashes the line and its newline.
+    @inlinable
+    public mutating func emit(_ line: UnsafeBufferPointer<UInt8>) {
+        hash(line)
+        value = (value ^ 0x0a) &* FNV1a.prime
+    }
+}
+
+/// Collects lines as text, each ending in `\n`.
+public struct DumpText: DumpSink {
+    /// The bytes so far.
+    public var bytes: [UInt8] = []
+
+    /// Nothing yet.
+    public init() {}
+
+    /// Appends the line and a newline.
+    public mutating func emit(_ line: UnsafeBufferPointer<UInt8>) {
+        bytes.append(contentsOf: line)
+        bytes.append(0x0a)
+    }
+
+    /// The text.
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
+}
