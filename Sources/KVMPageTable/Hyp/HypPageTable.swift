@@ -33,6 +33,10 @@ public final class HypPageTable: PageTable {
         try self.init(geometry: TableGeometry(configuration))
     }
 
+    var fastWalker: Walker<ArenaView> {
+        Walker(memory: arena.view, geometry: geometry, rootPhysicalAddress: rootPhysicalAddress)
+    }
+
     /// `hyp_set_prot_attr`: stage-1 attributes for `prot`, or nil where the
     /// kernel returns `-EINVAL` (no read; execute with write or device).
     public func attributes(_ prot: Prot) -> UInt64? {
@@ -69,9 +73,9 @@ public final class HypPageTable: PageTable {
     public func map(_ addr: UInt64, size: UInt64, to phys: UInt64, prot: Prot) throws(KernelError) {
         let code: Int32 = recording { _ in
             guard let attr = attributes(prot) else { return KernelError.einval.code }
-            var v = HypMapVisitor(arena: arena, format: format,
+            var v = HypMapVisitor(arena: arena.view, format: format,
                                   phys: phys & ~(geometry.granule.pageSize - 1), attr: attr)
-            return walker.walk(addr, size: size, visitor: &v)
+            return fastWalker.walk(addr, size: size, visitor: &v)
         }
         if let e = KernelError(code: code) { throw e }
     }
@@ -82,8 +86,8 @@ public final class HypPageTable: PageTable {
     @discardableResult
     public func unmap(_ addr: UInt64, size: UInt64) -> UInt64 {
         recording { m in
-            var v = HypUnmapVisitor(arena: arena, format: format)
-            _ = walker.walk(addr, size: size, visitor: &v)
+            var v = HypUnmapVisitor(arena: arena.view, format: format)
+            _ = fastWalker.walk(addr, size: size, visitor: &v)
             m.tlbiIPA += v.tlbis
             return v.unmapped
         }
@@ -93,12 +97,12 @@ public final class HypPageTable: PageTable {
 /// `hyp_map_walker`.
 @usableFromInline
 struct HypMapVisitor: Visitor {
-    @usableFromInline let arena: PageArena
+    @usableFromInline let arena: ArenaView
     @usableFromInline let format: DescriptorFormat
     @usableFromInline let phys: UInt64
     @usableFromInline let attr: UInt64
 
-    @inlinable init(arena: PageArena, format: DescriptorFormat, phys: UInt64, attr: UInt64) {
+    @inlinable init(arena: ArenaView, format: DescriptorFormat, phys: UInt64, attr: UInt64) {
         self.arena = arena
         self.format = format
         self.phys = phys
@@ -142,12 +146,12 @@ struct HypMapVisitor: Visitor {
 /// `hyp_unmap_walker`.
 @usableFromInline
 struct HypUnmapVisitor: Visitor {
-    @usableFromInline let arena: PageArena
+    @usableFromInline let arena: ArenaView
     @usableFromInline let format: DescriptorFormat
     @usableFromInline var unmapped: UInt64 = 0
     @usableFromInline var tlbis = 0
 
-    @inlinable init(arena: PageArena, format: DescriptorFormat) {
+    @inlinable init(arena: ArenaView, format: DescriptorFormat) {
         self.arena = arena
         self.format = format
     }

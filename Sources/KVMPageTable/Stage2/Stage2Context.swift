@@ -5,8 +5,8 @@ import CKVMPageTable
 /// (break-before-make, attribute encoding, freeing unlinked tables).
 @usableFromInline
 struct Stage2Context {
-    @usableFromInline let arena: PageArena
-    @usableFromInline let walker: Walker<PageArena>
+    @usableFromInline let arena: ArenaView
+    @usableFromInline let walker: Walker<ArenaView>
     @usableFromInline let format: DescriptorFormat
     @usableFromInline let granule: Granule
     @usableFromInline let fwb: Bool
@@ -16,7 +16,7 @@ struct Stage2Context {
     @usableFromInline let normalMemAttr: UInt64
 
     @usableFromInline
-    init(arena: PageArena, walker: Walker<PageArena>, features: Stage2Features) {
+    init(arena: ArenaView, walker: Walker<ArenaView>, features: Stage2Features) {
         self.arena = arena
         self.walker = walker
         self.format = walker.format
@@ -185,9 +185,9 @@ struct Stage2Context {
 /// `stage2_free_walker`.
 @usableFromInline
 struct FreeVisitor: Visitor {
-    @usableFromInline let arena: PageArena
+    @usableFromInline let arena: ArenaView
     @usableFromInline let format: DescriptorFormat
-    @usableFromInline init(arena: PageArena, format: DescriptorFormat) {
+    @usableFromInline init(arena: ArenaView, format: DescriptorFormat) {
         self.arena = arena
         self.format = format
     }

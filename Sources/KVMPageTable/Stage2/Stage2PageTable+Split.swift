@@ -47,7 +47,7 @@ struct Stage2SplitVisitor: Visitor {
         let level = ctx.level, pte = ctx.old
         if level.isLast || pte & KVMPT_PTE_VALID == 0 { return 0 }
         guard var needed = pagesForFullSplit(level) else { return KernelError.einval.code }
-        let available = s2.arena.budget ?? Int.max
+        let available = s2.arena.budget
         let forcePTE: Bool
         if available >= needed {
             forcePTE = true

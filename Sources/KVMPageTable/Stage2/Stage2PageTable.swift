@@ -31,8 +31,8 @@ public final class Stage2PageTable: PageTable {
         self.arena = arena
         self.rootPhysicalAddress = try arena.allocateRoot(pages: geometry.rootPages)
         self.context = Stage2Context(
-            arena: arena,
-            walker: Walker(memory: arena, geometry: geometry, rootPhysicalAddress: rootPhysicalAddress),
+            arena: arena.view,
+            walker: Walker(memory: arena.view, geometry: geometry, rootPhysicalAddress: rootPhysicalAddress),
             features: features)
     }
 
