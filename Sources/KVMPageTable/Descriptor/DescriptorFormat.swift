@@ -14,6 +14,8 @@ public struct DescriptorFormat: Hashable, Sendable {
     public let lpa2: Bool
     /// The bits of a descriptor that hold the output address.
     public let addressMask: UInt64
+    /// `PAGE_SHIFT`, kept as a number for the conversions.
+    public let pageShift: UInt32
 
     /// A format; LPA2 is ignored for 64K, which has its own 52-bit layout.
     public init(granule: Granule, lpa2: Bool) {
@@ -23,6 +25,7 @@ public struct DescriptorFormat: Hashable, Sendable {
         if self.lpa2 { mask |= KVMPT_PTE_ADDR_51_50_LPA2 }
         else if granule == .size64K { mask |= KVMPT_PTE_ADDR_51_48 }
         self.addressMask = mask
+        self.pageShift = granule.pageShift
     }
 
     /// The largest output address size the format can express, in bits.
@@ -30,11 +33,11 @@ public struct DescriptorFormat: Hashable, Sendable {
 
     /// `kvm_phys_to_pte`: the descriptor bits that encode `pa`.
     @inlinable public func pte(fromPhysical pa: UInt64) -> UInt64 {
-        kvmpt_phys_to_pte(pa, granule.pageShift, lpa2)
+        kvmpt_phys_to_pte(pa, pageShift, lpa2)
     }
 
     /// `kvm_pte_to_phys`: the output address a descriptor holds.
     @inlinable public func physical(fromPTE pte: UInt64) -> UInt64 {
-        kvmpt_pte_to_phys(pte, granule.pageShift, lpa2)
+        kvmpt_pte_to_phys(pte, pageShift, lpa2)
     }
 }

@@ -102,9 +102,12 @@ struct HypMapVisitor: Visitor {
     @usableFromInline let phys: UInt64
     @usableFromInline let attr: UInt64
 
+    @usableFromInline let math: LevelMath
+
     @inlinable init(arena: ArenaView, format: DescriptorFormat, phys: UInt64, attr: UInt64) {
         self.arena = arena
         self.format = format
+        self.math = LevelMath(format.granule)
         self.phys = phys
         self.attr = attr
     }
@@ -115,9 +118,8 @@ struct HypMapVisitor: Visitor {
     @inlinable
     func tryLeaf(_ ctx: VisitContext) -> Bool {
         let pa = phys &+ (ctx.addr &- ctx.start)
-        let g = format.granule
-        let size = g.size(at: ctx.level)
-        guard g.supportsLeaf(at: ctx.level), size <= ctx.end &- ctx.addr,
+        let size = math.size(ctx.level)
+        guard math.supportsLeaf(ctx.level), size <= ctx.end &- ctx.addr,
               pa & (size &- 1) == 0, ctx.addr & (size &- 1) == 0 else { return false }
         var new = format.pte(fromPhysical: pa) | (attr & (KVMPT_PTE_LEAF_ATTR_LO | KVMPT_PTE_LEAF_ATTR_HI))
         if ctx.level.isLast { new |= KVMPT_PTE_TYPE }

@@ -42,7 +42,7 @@ public struct ArenaView: TableMemory {
     }
 
     /// The table page at `pa`, or nil outside the pages handed out so far.
-    @inlinable
+    @inlinable @inline(__always)
     public func table(at pa: UInt64) -> UnsafeMutablePointer<UInt64>? {
         let offset = pa &- basePhysicalAddress
         guard pa >= basePhysicalAddress, offset >> UInt64(pageShift) < UInt64(state.pointee.fresh) else { return nil }
@@ -50,28 +50,28 @@ public struct ArenaView: TableMemory {
     }
 
     /// `phys_to_virt` without the range check, for addresses the arena wrote.
-    @inlinable
+    @inlinable @inline(__always)
     func pointer(_ pa: UInt64) -> UnsafeMutablePointer<UInt64> {
         (base + Int(truncatingIfNeeded: pa &- basePhysicalAddress)).assumingMemoryBound(to: UInt64.self)
     }
 
     /// `virt_to_phys`.
-    @inlinable
+    @inlinable @inline(__always)
     func physicalAddress(of p: UnsafeMutablePointer<UInt64>) -> UInt64 {
         basePhysicalAddress &+ UInt64(UnsafeMutableRawPointer(p) - base)
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     func pageIndex(of p: UnsafeMutableRawPointer) -> Int { (p - base) &>> pageShift }
 
     /// `get_page` on the page holding `entry`.
-    @inlinable
+    @inlinable @inline(__always)
     func getPage(holding entry: UnsafeMutablePointer<UInt64>) {
         counts[pageIndex(of: UnsafeMutableRawPointer(entry))] &+= 1
     }
 
     /// `put_page` on the page holding `entry`; frees it at zero.
-    @inlinable
+    @inlinable @inline(__always)
     func putPage(holding entry: UnsafeMutablePointer<UInt64>) {
         let i = pageIndex(of: UnsafeMutableRawPointer(entry))
         let c = counts[i] &- 1
@@ -80,7 +80,7 @@ public struct ArenaView: TableMemory {
     }
 
     /// `page_count` of the page holding `entry`.
-    @inlinable
+    @inlinable @inline(__always)
     func pageCount(holding entry: UnsafeMutablePointer<UInt64>) -> Int {
         Int(counts[pageIndex(of: UnsafeMutableRawPointer(entry))])
     }

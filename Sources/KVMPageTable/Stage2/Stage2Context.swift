@@ -6,9 +6,11 @@ import CKVMPageTable
 @usableFromInline
 struct Stage2Context {
     @usableFromInline let arena: ArenaView
-    @usableFromInline let walker: Walker<ArenaView>
+    @usableFromInline let geometry: TableGeometry
+    @usableFromInline let root: UInt64
     @usableFromInline let format: DescriptorFormat
     @usableFromInline let granule: Granule
+    @usableFromInline let math: LevelMath
     @usableFromInline let fwb: Bool
     @usableFromInline let tlbiRangeSupported: Bool
     @usableFromInline let xnx: Bool
@@ -16,16 +18,22 @@ struct Stage2Context {
     @usableFromInline let normalMemAttr: UInt64
 
     @usableFromInline
-    init(arena: ArenaView, walker: Walker<ArenaView>, features: Stage2Features) {
+    init(arena: ArenaView, geometry: TableGeometry, root: UInt64, features: Stage2Features) {
         self.arena = arena
-        self.walker = walker
-        self.format = walker.format
-        self.granule = walker.geometry.granule
+        self.geometry = geometry
+        self.root = root
+        self.format = geometry.format
+        self.granule = geometry.granule
+        self.math = LevelMath(geometry.granule)
         self.fwb = features.contains(.fwb)
         self.tlbiRangeSupported = features.contains(.tlbiRange)
         self.xnx = features.contains(.xnx)
         self.normalMemAttr = kvmpt_s2_memattr(KVMPT_MT_S2_NORMAL, KVMPT_MT_S2_FWB_NORMAL, fwb)
     }
+
+    /// A walker over the table (built per operation; visitors don't carry one).
+    @inlinable
+    var walker: Walker<ArenaView> { Walker(memory: arena, geometry: geometry, rootPhysicalAddress: root) }
 
     // MARK: Encoding
 
@@ -82,7 +90,7 @@ struct Stage2Context {
     }
 
     /// `kvm_init_valid_leaf_pte`.
-    @inlinable
+    @inlinable @inline(__always)
     func leafPTE(_ pa: UInt64, _ attr: UInt64, _ level: Level) -> UInt64 {
         var pte = format.pte(fromPhysical: pa)
         pte |= attr & (KVMPT_PTE_LEAF_ATTR_LO | KVMPT_PTE_LEAF_ATTR_HI)
@@ -91,16 +99,16 @@ struct Stage2Context {
     }
 
     /// `kvm_init_table_pte`.
-    @inlinable
+    @inlinable @inline(__always)
     func tablePTE(_ pa: UInt64) -> UInt64 {
         format.pte(fromPhysical: pa) | KVMPT_PTE_TYPE | KVMPT_PTE_VALID
     }
 
     /// `kvm_block_mapping_supported`.
-    @inlinable
+    @inlinable @inline(__always)
     func blockFits(_ ctx: VisitContext, phys: UInt64) -> Bool {
-        guard granule.supportsLeaf(at: ctx.level) else { return false }
-        let size = granule.size(at: ctx.level)
+        guard math.supportsLeaf(ctx.level) else { return false }
+        let size = math.size(ctx.level)
         if size > ctx.end &- ctx.addr { return false }
         return phys & (size &- 1) == 0 && ctx.addr & (size &- 1) == 0
     }
@@ -108,23 +116,23 @@ struct Stage2Context {
     // MARK: Predicates
 
     /// `stage2_pte_cacheable`.
-    @inlinable
+    @inlinable @inline(__always)
     func isCacheable(_ pte: UInt64) -> Bool {
         pte & KVMPT_PTE_VALID != 0 && pte & KVMPT_S2_MEMATTR == normalMemAttr
     }
 
     /// `stage2_pte_executable`.
-    @inlinable
+    @inlinable @inline(__always)
     static func isExecutable(_ pte: UInt64) -> Bool {
         pte & KVMPT_PTE_VALID != 0 && pte & KVMPT_S2_XN == 0
     }
 
     /// `stage2_pte_is_counted`: every non-zero entry holds a reference.
-    @inlinable
+    @inlinable @inline(__always)
     static func isCounted(_ pte: UInt64) -> Bool { pte != 0 }
 
     /// `stage2_pte_is_locked`.
-    @inlinable
+    @inlinable @inline(__always)
     static func isLocked(_ pte: UInt64) -> Bool {
         pte & KVMPT_PTE_VALID == 0 && pte & KVMPT_INVALID_PTE_LOCKED != 0
     }
@@ -133,7 +141,7 @@ struct Stage2Context {
 
     /// `stage2_try_break_pte`: lock the entry, invalidate what it held,
     /// drop its reference. False where the kernel would retry.
-    @inlinable
+    @inlinable @inline(__always)
     func tryBreak(_ ctx: VisitContext, _ m: inout Maintenance) -> Bool {
         if Self.isLocked(ctx.old) { return false }
         if ctx.isShared {
@@ -142,7 +150,7 @@ struct Stage2Context {
         ctx.ptep.pointee = KVMPT_INVALID_PTE_LOCKED
         if !ctx.flags.contains(.skipBBMTLBI) {
             if Descriptor(ctx.old).isTable(at: ctx.level) {
-                m.flushRange(size: granule.size(at: ctx.level), pageShift: granule.pageShift,
+                m.flushRange(size: math.size(ctx.level), pageShift: UInt32(math.pageShift),
                              rangeSupported: tlbiRangeSupported)
             } else if ctx.old & KVMPT_PTE_VALID != 0 {
                 m.tlbiIPA += 1
@@ -153,7 +161,7 @@ struct Stage2Context {
     }
 
     /// `stage2_make_pte`: install `new` over a locked entry.
-    @inlinable
+    @inlinable @inline(__always)
     func make(_ ctx: VisitContext, _ new: UInt64) {
         assert(Self.isLocked(ctx.ptep.pointee), "make over an unlocked entry")
         if Self.isCounted(new) { arena.getPage(holding: ctx.ptep) }
@@ -161,7 +169,7 @@ struct Stage2Context {
     }
 
     /// `stage2_try_set_pte`: a plain store, or compare-and-swap when shared.
-    @inlinable
+    @inlinable @inline(__always)
     func trySet(_ ctx: VisitContext, _ new: UInt64) -> Bool {
         if ctx.isShared, ctx.ptep.pointee != ctx.old { return false }
         ctx.ptep.pointee = new
@@ -176,7 +184,7 @@ struct Stage2Context {
     @inlinable
     func freeUnlinked(_ table: UnsafeMutablePointer<UInt64>, level: Level) {
         var v = FreeVisitor(arena: arena, format: format)
-        _ = walker.walkUnlinked(table, level: level.next, size: granule.size(at: level), visitor: &v)
+        _ = walker.walkUnlinked(table, level: level.next, size: math.size(level), visitor: &v)
         assert(arena.pageCount(holding: table) == 1, "unlinked table still referenced")
         arena.putPage(holding: table)
     }

@@ -73,7 +73,7 @@ struct Stage2AttributeVisitor: Visitor {
         self.flags = walkFlags.union(.leaf)
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     mutating func visit(_ ctx: inout VisitContext, _ visit: Visit) -> Int32 {
         let old = ctx.old
         guard old & KVMPT_PTE_VALID != 0 else { return KernelError.eagain.code }
@@ -82,7 +82,7 @@ struct Stage2AttributeVisitor: Visitor {
         let new = (old & ~clear) | set
         if new != old {
             if Stage2Context.isExecutable(new), !Stage2Context.isExecutable(old) {
-                maintenance.icacheBytes &+= s2.granule.size(at: ctx.level)
+                maintenance.icacheBytes &+= s2.math.size(ctx.level)
             }
             if !s2.trySet(ctx, new) { return KernelError.eagain.code }
         }

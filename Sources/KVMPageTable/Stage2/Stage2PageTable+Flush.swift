@@ -24,9 +24,9 @@ struct Stage2FlushVisitor: Visitor {
     @inlinable init(s2: Stage2Context) { self.s2 = s2 }
     @inlinable var flags: WalkFlags { .leaf }
 
-    @inlinable
+    @inlinable @inline(__always)
     mutating func visit(_ ctx: inout VisitContext, _ visit: Visit) -> Int32 {
-        if s2.isCacheable(ctx.old) { bytes &+= s2.granule.size(at: ctx.level) }
+        if s2.isCacheable(ctx.old) { bytes &+= s2.math.size(ctx.level) }
         return 0
     }
 }

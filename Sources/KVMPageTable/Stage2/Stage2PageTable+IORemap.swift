@@ -9,7 +9,8 @@ extension Stage2PageTable {
     /// The offset of `addr` within its page grows the size; `phys` is
     /// rounded down per step by the map. Stops at the first error.
     public func ioremap(_ addr: UInt64, size: UInt64, to phys: UInt64, writable: Bool) throws(KernelError) {
-        try ioremapLoop(addr, size: size, phys: phys, writable: writable) { _, _, _ in geometry.granule.pageSize }
+        let page = context.math.pageSize
+        try ioremapLoop(addr, size: size, phys: phys, writable: writable) { _, _, _ in page }
     }
 
     /// The 2021 RFC's `kvm_phys_addr_ioremap`: like ``ioremap(_:size:to:writable:)``,
@@ -43,6 +44,7 @@ extension Stage2PageTable {
         let page = geometry.granule.pageSize
         let minimum = minimumCachePages
         let code: Int32 = recording { m in
+            guard let attr = context.attributes(prot) else { return KernelError.einval.code }
             let total = size &+ (ipa & (page - 1))
             let start = ipa & ~(page - 1)
             let end = start &+ total
@@ -50,9 +52,9 @@ extension Stage2PageTable {
             var pa = phys
             var r: Int32 = 0
             while addr < end {
-                if let b = arena.budget, b < minimum { r = KernelError.enomem.code; break }
+                if context.arena.budget < minimum { r = KernelError.enomem.code; break }
                 let chunk = step(addr, end, pa)
-                r = mapCode(addr, size: chunk, phys: pa, prot: prot, flags: [], &m)
+                r = mapCode(addr, size: chunk, phys: pa, attributes: attr, flags: [], &m)
                 if r != 0 { break }
                 pa &+= chunk
                 addr &+= chunk

@@ -19,7 +19,14 @@ extension Stage2PageTable {
     func mapCode(_ addr: UInt64, size: UInt64, phys: UInt64, prot: Prot,
                  flags: WalkFlags, _ m: inout Maintenance) -> Int32 {
         guard let attr = context.attributes(prot) else { return KernelError.einval.code }
-        var v = Stage2MapVisitor(context, phys: phys & ~(geometry.granule.pageSize - 1), attr: attr,
+        return mapCode(addr, size: size, phys: phys, attributes: attr, flags: flags, &m)
+    }
+
+    /// The map walk with attributes already encoded.
+    @inlinable
+    func mapCode(_ addr: UInt64, size: UInt64, phys: UInt64, attributes attr: UInt64,
+                 flags: WalkFlags, _ m: inout Maintenance) -> Int32 {
+        var v = Stage2MapVisitor(context, phys: phys & ~(context.math.pageSize &- 1), attr: attr,
                                  walkFlags: flags)
         let r = context.walker.walk(addr, size: size, visitor: &v)
         m += v.maintenance
@@ -48,18 +55,18 @@ struct Stage2MapVisitor: Visitor {
         self.flags = walkFlags.union(visits)
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     func physical(_ ctx: VisitContext) -> UInt64 { phys &+ (ctx.addr &- ctx.start) }
 
     /// `stage2_leaf_mapping_allowed`.
-    @inlinable
+    @inlinable @inline(__always)
     func leafAllowed(_ ctx: VisitContext) -> Bool {
         if forcePTE && !ctx.level.isLast { return false }
         return s2.blockFits(ctx, phys: physical(ctx))
     }
 
     /// `stage2_map_walker_try_leaf`.
-    @inlinable
+    @inlinable @inline(__always)
     mutating func tryLeaf(_ ctx: VisitContext) -> Int32 {
         guard leafAllowed(ctx) else { return KernelError.e2big.code }
         let pa = physical(ctx)
@@ -79,7 +86,7 @@ struct Stage2MapVisitor: Visitor {
         }
         guard s2.tryBreak(ctx, &maintenance) else { return KernelError.eagain.code }
         if !ctx.flags.contains(.skipCMO) {
-            let bytes = s2.granule.size(at: ctx.level)
+            let bytes = s2.math.size(ctx.level)
             // With FWB the kernel's clean_dcache_guest_page() returns at once.
             if !s2.fwb, s2.isCacheable(new) { maintenance.dcacheBytes &+= bytes }
             if Stage2Context.isExecutable(new) { maintenance.icacheBytes &+= bytes }
@@ -88,7 +95,7 @@ struct Stage2MapVisitor: Visitor {
         return 0
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     mutating func visit(_ ctx: inout VisitContext, _ visit: Visit) -> Int32 {
         switch visit {
         case .tablePre:

@@ -73,7 +73,7 @@ struct Stage2SplitVisitor: Visitor {
     @inlinable
     func createUnlinked(phys: UInt64, level: Level, prot: Prot,
                         forcePTE: Bool) -> (Int32, UnsafeMutablePointer<UInt64>?) {
-        let size = s2.granule.size(at: level)
+        let size = s2.math.size(level)
         if phys & (size &- 1) != 0 { return (KernelError.einval.code, nil) }
         guard let attr = s2.attributes(prot) else { return (KernelError.einval.code, nil) }
         guard let tablePA = s2.arena.allocatePage() else { return (KernelError.enomem.code, nil) }

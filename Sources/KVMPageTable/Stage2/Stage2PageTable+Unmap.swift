@@ -38,7 +38,7 @@ struct Stage2UnmapVisitor: Visitor {
 
     @inlinable var flags: WalkFlags { [.leaf, .tablePost] }
 
-    @inlinable
+    @inlinable @inline(__always)
     mutating func visit(_ ctx: inout VisitContext, _ visit: Visit) -> Int32 {
         let old = ctx.old
         let arena = s2.arena
@@ -63,7 +63,7 @@ struct Stage2UnmapVisitor: Visitor {
         ctx.ptep.pointee = 0
         if isTable || !deferTLBI { maintenance.tlbiIPA += 1 }
         arena.putPage(holding: ctx.ptep)
-        if needFlush { maintenance.dcacheBytes &+= s2.granule.size(at: ctx.level) }
+        if needFlush { maintenance.dcacheBytes &+= s2.math.size(ctx.level) }
         if let child { arena.putPage(holding: child) }
         return 0
     }

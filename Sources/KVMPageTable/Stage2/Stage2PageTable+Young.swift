@@ -30,7 +30,7 @@ struct Stage2AgeVisitor: Visitor {
 
     @inlinable var flags: WalkFlags { .leaf }
 
-    @inlinable
+    @inlinable @inline(__always)
     mutating func visit(_ ctx: inout VisitContext, _ visit: Visit) -> Int32 {
         let new = ctx.old & ~KVMPT_S2_AF
         if ctx.old & KVMPT_PTE_VALID == 0 || new == ctx.old { return 0 }

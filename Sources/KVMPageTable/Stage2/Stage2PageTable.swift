@@ -30,10 +30,8 @@ public final class Stage2PageTable: PageTable {
         let arena = try Self.arenaOrNew(arena, granule: geometry.granule)
         self.arena = arena
         self.rootPhysicalAddress = try arena.allocateRoot(pages: geometry.rootPages)
-        self.context = Stage2Context(
-            arena: arena.view,
-            walker: Walker(memory: arena.view, geometry: geometry, rootPhysicalAddress: rootPhysicalAddress),
-            features: features)
+        self.context = Stage2Context(arena: arena.view, geometry: geometry,
+                                     root: rootPhysicalAddress, features: features)
     }
 
     private static func arenaOrNew(_ arena: PageArena?, granule: Granule) throws(KernelError) -> PageArena {

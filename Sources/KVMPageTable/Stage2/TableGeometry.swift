@@ -15,6 +15,8 @@ public struct TableGeometry: Hashable, Sendable {
     public let startLevel: Level
     /// Concatenated root pages (always 1 for hyp).
     public let rootPages: Int
+    /// `kvm_granule_shift(start_level - 1)`: which root page an address uses.
+    @usableFromInline let rootIndexShift: UInt32
 
     /// The input addresses the table covers: `0 ..< 2^inputBits`.
     @inlinable public var inputLimit: UInt64 { 1 << UInt64(inputBits) }
@@ -79,6 +81,7 @@ public struct TableGeometry: Hashable, Sendable {
         self.lpa2 = lpa2
         self.startLevel = startLevel
         self.rootPages = rootPages
+        self.rootIndexShift = granule.shift(at: Level(startLevel.rawValue - 1))
     }
 
     private static func validate(granule: Granule, bits: Int, lpa2: Bool, name: String) throws(Refusal) {
@@ -101,7 +104,7 @@ public struct TableGeometry: Hashable, Sendable {
 
     /// Index of the root page that holds `addr` (`kvm_pgd_page_idx`).
     @inlinable public func rootPageIndex(of addr: UInt64) -> Int {
-        let shift = granule.shift(at: Level(startLevel.rawValue - 1))
+        let shift = rootIndexShift
         guard shift < 64 else { return 0 }
         return Int((addr & (inputLimit &- 1)) >> UInt64(shift))
     }

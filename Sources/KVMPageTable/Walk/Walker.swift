@@ -15,6 +15,8 @@ public struct Walker<Memory: TableMemory> {
     public let format: DescriptorFormat
     /// Physical address of the first root page.
     public let rootPhysicalAddress: UInt64
+    /// The granule's level arithmetic.
+    public let math: LevelMath
 
     /// A walker over a table rooted at `rootPhysicalAddress`.
     @inlinable
@@ -23,6 +25,7 @@ public struct Walker<Memory: TableMemory> {
         self.geometry = geometry
         self.format = geometry.format
         self.rootPhysicalAddress = rootPhysicalAddress
+        self.math = LevelMath(geometry.granule)
     }
 
     /// The walk's moving cursor (`struct kvm_pgtable_walk_data`).
@@ -45,13 +48,13 @@ public struct Walker<Memory: TableMemory> {
     /// and anything beyond `2^inputBits` is `-ERANGE`.
     @inlinable
     public func walk<V: Visitor>(_ addr: UInt64, size: UInt64, visitor: inout V) -> Int32 {
-        let mask = geometry.granule.pageSize &- 1
+        let mask = math.pageSize &- 1
         let start = addr & ~mask
         let end = (start &+ size &+ mask) & ~mask
         var cursor = Cursor(start: start, addr: start, end: end)
         let limit = geometry.inputLimit
         if cursor.addr > limit || cursor.end > limit { return KernelError.erange.code }
-        let pageBytes = geometry.granule.pageSize
+        let pageBytes = math.pageSize
         var idx = geometry.rootPageIndex(of: cursor.addr)
         var ret: Int32 = 0
         while cursor.addr < cursor.end {
@@ -78,8 +81,8 @@ public struct Walker<Memory: TableMemory> {
     func walkTable<V: Visitor>(_ cursor: inout Cursor, _ table: UnsafeMutablePointer<UInt64>,
                                _ level: Level, _ visitor: inout V) -> Int32 {
         guard level >= .first, level <= .last else { return KernelError.einval.code }
-        let entries = geometry.granule.entriesPerTable
-        var idx = Int((cursor.addr >> UInt64(geometry.granule.shift(at: level))) & UInt64(entries - 1))
+        let entries = Int(math.indexMask) &+ 1
+        var idx = Int((cursor.addr &>> math.shift(level)) & math.indexMask)
         var ret: Int32 = 0
         while idx < entries {
             if cursor.addr >= cursor.end { break }
@@ -119,7 +122,7 @@ public struct Walker<Memory: TableMemory> {
         }
         if !Self.goesOn(flags, ret) { return ret }
         if !table {
-            let size = geometry.granule.size(at: level)
+            let size = math.size(level)
             cursor.addr = (cursor.addr & ~(size &- 1)) &+ size
             return 0
         }
@@ -128,7 +131,7 @@ public struct Walker<Memory: TableMemory> {
             guard let child = memory.table(at: childPA) else {
                 ret = visitor.unreachableTable(ctx, physicalAddress: childPA)
                 if Self.goesOn(flags, ret) {
-                    let size = geometry.granule.size(at: level)
+                    let size = math.size(level)
                     cursor.addr = (cursor.addr & ~(size &- 1)) &+ size
                     return 0
                 }
@@ -137,7 +140,7 @@ public struct Walker<Memory: TableMemory> {
             ret = walkTable(&cursor, child, level.next, &visitor)
             if !Self.goesOn(flags, ret) { return ret }
         } else {
-            let size = geometry.granule.size(at: level)
+            let size = math.size(level)
             cursor.addr = (cursor.addr & ~(size &- 1)) &+ size
         }
         if flags.contains(.tablePost) {
