@@ -20,7 +20,6 @@ public struct CanonicalDumpVisitor<Sink: DumpSink>: Visitor {
     @usableFromInline let format: DescriptorFormat
     @usableFromInline let pageSize: UInt64
     @usableFromInline var numbers: [UInt64: UInt64] = [:]
-    @usableFromInline var line = [UInt8](repeating: 0x20, count: 48)
 
     /// A dump of a table with `geometry`'s root.
     public init(sink: Sink, geometry: TableGeometry) {
@@ -55,23 +54,7 @@ public struct CanonicalDumpVisitor<Sink: DumpSink>: Visitor {
         } else if pte & KVMPT_PTE_VALID != 0 {
             leaves[Int(ctx.level.rawValue) + 1] += 1
         }
-        let level = ctx.level.rawValue
-        line.withUnsafeMutableBufferPointer { buf in
-            let p = buf.baseAddress!
-            var i = 0
-            p[0] = 0x4c  // L
-            i = 1
-            if level < 0 { p[i] = 0x2d; i += 1 }
-            p[i] = 0x30 &+ UInt8(truncatingIfNeeded: level < 0 ? -level : level)
-            i += 1
-            p[i] = 0x20
-            i += 1
-            i += Hex.write16(ctx.addr, into: p + i, prefixed: true)
-            p[i] = 0x20
-            i += 1
-            i += Hex.write16(pte, into: p + i, prefixed: true)
-            sink.emit(UnsafeBufferPointer(start: p, count: i))
-        }
+        sink.emit(level: ctx.level.rawValue, address: ctx.addr, descriptor: pte)
         return 0
     }
 
@@ -127,7 +110,7 @@ extension Walker {
 
     /// The `summary` line's numbers.
     public func summary() -> TableSummary {
-        let d = canonicalDump(into: FNV1a())
+        let d = canonicalDump(into: DumpHasher())
         var leaves: [(Level, Int)] = []
         var level = geometry.startLevel
         while level <= .last {
