@@ -7,8 +7,8 @@ extension Stage2PageTable {
     func updateLeafAttributes(_ addr: UInt64, size: UInt64, set: UInt64, clear: UInt64,
                               flags: WalkFlags, _ m: inout Maintenance) -> (code: Int32, level: Level) {
         let mask = KVMPT_PTE_LEAF_ATTR_LO | KVMPT_PTE_LEAF_ATTR_HI
-        var v = Stage2AttributeVisitor(context, set: set & mask, clear: clear & mask, walkFlags: flags)
-        let r = context.walker.walk(addr, size: size, visitor: &v)
+        var v = Stage2AttributeVisitor(contextPointer, set: set & mask, clear: clear & mask, walkFlags: flags)
+        let r = hot.pointee.walker.walk(addr, size: size, visitor: &v)
         m += v.maintenance
         return (r, v.level)
     }
@@ -43,7 +43,7 @@ extension Stage2PageTable {
             var set: UInt64 = 0
             if prot.contains(.read) { set |= KVMPT_S2_S2AP_R }
             if prot.contains(.write) { set |= KVMPT_S2_S2AP_W }
-            guard let xn = context.xnField(prot) else { return KernelError.einval.code }
+            guard let xn = hot.pointee.context.xnField(prot) else { return KernelError.einval.code }
             set |= xn & KVMPT_S2_XN
             let clear = ~xn & KVMPT_S2_XN
             let r = updateLeafAttributes(addr, size: 1, set: set, clear: clear, flags: flags, &m).code
@@ -57,7 +57,7 @@ extension Stage2PageTable {
 /// `stage2_attr_walker`.
 @usableFromInline
 struct Stage2AttributeVisitor: Visitor {
-    @usableFromInline let s2: Stage2Context
+    @usableFromInline let s2: UnsafePointer<Stage2Context>
     @usableFromInline let set: UInt64
     @usableFromInline let clear: UInt64
     @usableFromInline let flags: WalkFlags
@@ -66,7 +66,7 @@ struct Stage2AttributeVisitor: Visitor {
     @usableFromInline var maintenance = Maintenance()
 
     @inlinable
-    init(_ s2: Stage2Context, set: UInt64, clear: UInt64, walkFlags: WalkFlags) {
+    init(_ s2: UnsafePointer<Stage2Context>, set: UInt64, clear: UInt64, walkFlags: WalkFlags) {
         self.s2 = s2
         self.set = set
         self.clear = clear
@@ -82,9 +82,9 @@ struct Stage2AttributeVisitor: Visitor {
         let new = (old & ~clear) | set
         if new != old {
             if Stage2Context.isExecutable(new), !Stage2Context.isExecutable(old) {
-                maintenance.icacheBytes &+= s2.math.size(ctx.level)
+                maintenance.icacheBytes &+= s2.pointee.math.size(ctx.level)
             }
-            if !s2.trySet(ctx, new) { return KernelError.eagain.code }
+            if !s2.pointee.trySet(ctx, new) { return KernelError.eagain.code }
         }
         return 0
     }

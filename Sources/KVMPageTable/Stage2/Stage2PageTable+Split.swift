@@ -13,8 +13,8 @@ extension Stage2PageTable {
     @inlinable
     public func split(_ addr: UInt64, size: UInt64) throws(KernelError) {
         let code = recording { m in
-            var v = Stage2SplitVisitor(s2: context)
-            let r = context.walker.walk(addr, size: size, visitor: &v)
+            var v = Stage2SplitVisitor(s2: contextPointer)
+            let r = hot.pointee.walker.walk(addr, size: size, visitor: &v)
             m += v.maintenance
             return r
         }
@@ -25,9 +25,9 @@ extension Stage2PageTable {
 /// `stage2_split_walker`.
 @usableFromInline
 struct Stage2SplitVisitor: Visitor {
-    @usableFromInline let s2: Stage2Context
+    @usableFromInline let s2: UnsafePointer<Stage2Context>
     @usableFromInline var maintenance = Maintenance()
-    @inlinable init(s2: Stage2Context) { self.s2 = s2 }
+    @inlinable init(s2: UnsafePointer<Stage2Context>) { self.s2 = s2 }
     @inlinable var flags: WalkFlags { .leaf }
 
     /// `stage2_block_get_nr_page_tables`: pages for a full tree under a
@@ -35,7 +35,7 @@ struct Stage2SplitVisitor: Visitor {
     @inlinable
     func pagesForFullSplit(_ level: Level) -> Int? {
         switch level.rawValue {
-        case 1: s2.granule.entriesPerTable + 1
+        case 1: s2.pointee.granule.entriesPerTable + 1
         case 2: 1
         case 3: 0
         default: nil
@@ -47,7 +47,7 @@ struct Stage2SplitVisitor: Visitor {
         let level = ctx.level, pte = ctx.old
         if level.isLast || pte & KVMPT_PTE_VALID == 0 { return 0 }
         guard var needed = pagesForFullSplit(level) else { return KernelError.einval.code }
-        let available = s2.arena.budget
+        let available = s2.pointee.arena.budget
         let forcePTE: Bool
         if available >= needed {
             forcePTE = true
@@ -56,15 +56,15 @@ struct Stage2SplitVisitor: Visitor {
             needed = 1
         }
         if available < needed { return KernelError.enomem.code }
-        let phys = s2.format.physical(fromPTE: pte)
+        let phys = s2.pointee.format.physical(fromPTE: pte)
         let prot = Stage2Context.prot(of: pte)
         let (r, child) = createUnlinked(phys: phys, level: level, prot: prot, forcePTE: forcePTE)
         guard let child else { return r }
-        guard s2.tryBreak(ctx, &maintenance) else {
-            s2.freeUnlinked(child, level: level)
+        guard s2.pointee.tryBreak(ctx, &maintenance) else {
+            s2.pointee.freeUnlinked(child, level: level)
             return KernelError.eagain.code
         }
-        s2.make(ctx, s2.tablePTE(s2.arena.physicalAddress(of: child)))
+        s2.pointee.make(ctx, s2.pointee.tablePTE(s2.pointee.arena.physicalAddress(of: child)))
         return 0
     }
 
@@ -73,17 +73,17 @@ struct Stage2SplitVisitor: Visitor {
     @inlinable
     func createUnlinked(phys: UInt64, level: Level, prot: Prot,
                         forcePTE: Bool) -> (Int32, UnsafeMutablePointer<UInt64>?) {
-        let size = s2.math.size(level)
+        let size = s2.pointee.math.size(level)
         if phys & (size &- 1) != 0 { return (KernelError.einval.code, nil) }
-        guard let attr = s2.attributes(prot) else { return (KernelError.einval.code, nil) }
-        guard let tablePA = s2.arena.allocatePage() else { return (KernelError.enomem.code, nil) }
-        let table = s2.arena.pointer(tablePA)
+        guard let attr = s2.pointee.attributes(prot) else { return (KernelError.einval.code, nil) }
+        guard let tablePA = s2.pointee.arena.allocatePage() else { return (KernelError.enomem.code, nil) }
+        let table = s2.pointee.arena.pointer(tablePA)
         // create_unlinked walks with LEAF only: no table is replaced on the way down.
         var v = Stage2MapVisitor(s2, phys: phys, attr: attr, walkFlags: [.leaf, .skipBBMTLBI, .skipCMO],
                                  forcePTE: forcePTE, visits: [])
-        let r = s2.walker.walkUnlinked(table, level: level.next, size: size, visitor: &v)
+        let r = s2.pointee.walker.walkUnlinked(table, level: level.next, size: size, visitor: &v)
         if r != 0 {
-            s2.freeUnlinked(table, level: level)
+            s2.pointee.freeUnlinked(table, level: level)
             return (r, nil)
         }
         return (0, table)

@@ -11,8 +11,8 @@ extension Stage2PageTable {
     @inlinable
     public func unmap(_ addr: UInt64, size: UInt64) throws(KernelError) {
         let code = recording { m in
-            var v = Stage2UnmapVisitor(context)
-            let r = context.walker.walk(addr, size: size, visitor: &v)
+            var v = Stage2UnmapVisitor(contextPointer)
+            let r = hot.pointee.walker.walk(addr, size: size, visitor: &v)
             m += v.maintenance
             if v.deferTLBI {
                 m.flushRange(size: size, pageShift: geometry.granule.pageShift, rangeSupported: true)
@@ -26,14 +26,14 @@ extension Stage2PageTable {
 /// `stage2_unmap_walker`.
 @usableFromInline
 struct Stage2UnmapVisitor: Visitor {
-    @usableFromInline let s2: Stage2Context
+    @usableFromInline let s2: UnsafePointer<Stage2Context>
     /// `stage2_unmap_defer_tlb_flush`.
     @usableFromInline let deferTLBI: Bool
     @usableFromInline var maintenance = Maintenance()
 
-    @inlinable init(_ s2: Stage2Context) {
+    @inlinable init(_ s2: UnsafePointer<Stage2Context>) {
         self.s2 = s2
-        self.deferTLBI = s2.tlbiRangeSupported && s2.fwb
+        self.deferTLBI = s2.pointee.tlbiRangeSupported && s2.pointee.fwb
     }
 
     @inlinable var flags: WalkFlags { [.leaf, .tablePost] }
@@ -41,7 +41,7 @@ struct Stage2UnmapVisitor: Visitor {
     @inlinable @inline(__always)
     mutating func visit(_ ctx: inout VisitContext, _ visit: Visit) -> Int32 {
         let old = ctx.old
-        let arena = s2.arena
+        let arena = s2.pointee.arena
         if old & KVMPT_PTE_VALID == 0 {
             if Stage2Context.isCounted(old) {
                 ctx.ptep.pointee = 0
@@ -53,17 +53,17 @@ struct Stage2UnmapVisitor: Visitor {
         var needFlush = false
         let isTable = Descriptor(old).isTable(at: ctx.level)
         if isTable {
-            let c = arena.pointer(s2.format.physical(fromPTE: old))
+            let c = arena.pointer(s2.pointee.format.physical(fromPTE: old))
             if arena.pageCount(holding: c) != 1 { return 0 }
             child = c
-        } else if s2.isCacheable(old) {
-            needFlush = !s2.fwb
+        } else if s2.pointee.isCacheable(old) {
+            needFlush = !s2.pointee.fwb
         }
         // stage2_unmap_put_pte
         ctx.ptep.pointee = 0
         if isTable || !deferTLBI { maintenance.tlbiIPA += 1 }
         arena.putPage(holding: ctx.ptep)
-        if needFlush { maintenance.dcacheBytes &+= s2.math.size(ctx.level) }
+        if needFlush { maintenance.dcacheBytes &+= s2.pointee.math.size(ctx.level) }
         if let child { arena.putPage(holding: child) }
         return 0
     }

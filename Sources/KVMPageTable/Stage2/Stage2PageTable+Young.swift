@@ -9,8 +9,8 @@ extension Stage2PageTable {
     @inlinable
     public func testClearYoung(_ addr: UInt64, size: UInt64, mkold: Bool) -> Bool {
         recording { _ in
-            var v = Stage2AgeVisitor(s2: context, mkold: mkold)
-            _ = context.walker.walk(addr, size: size, visitor: &v)
+            var v = Stage2AgeVisitor(s2: contextPointer, mkold: mkold)
+            _ = hot.pointee.walker.walk(addr, size: size, visitor: &v)
             return v.young
         }
     }
@@ -19,11 +19,11 @@ extension Stage2PageTable {
 /// `stage2_age_walker`.
 @usableFromInline
 struct Stage2AgeVisitor: Visitor {
-    @usableFromInline let s2: Stage2Context
+    @usableFromInline let s2: UnsafePointer<Stage2Context>
     @usableFromInline let mkold: Bool
     @usableFromInline var young = false
 
-    @inlinable init(s2: Stage2Context, mkold: Bool) {
+    @inlinable init(s2: UnsafePointer<Stage2Context>, mkold: Bool) {
         self.s2 = s2
         self.mkold = mkold
     }
@@ -35,7 +35,7 @@ struct Stage2AgeVisitor: Visitor {
         let new = ctx.old & ~KVMPT_S2_AF
         if ctx.old & KVMPT_PTE_VALID == 0 || new == ctx.old { return 0 }
         young = true
-        if mkold, !s2.trySet(ctx, new) { return KernelError.eagain.code }
+        if mkold, !s2.pointee.trySet(ctx, new) { return KernelError.eagain.code }
         return 0
     }
 }

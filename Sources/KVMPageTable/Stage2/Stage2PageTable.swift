@@ -18,7 +18,14 @@ public final class Stage2PageTable: PageTable {
     /// What the most recent operation issued.
     public private(set) var lastMaintenance = Maintenance()
 
-    @usableFromInline let context: Stage2Context
+    /// What the operations use in their loops, in memory the table owns,
+    /// so that visitors carry a pointer instead of a copy.
+    @usableFromInline let hot: UnsafeMutablePointer<Stage2Hot>
+
+    /// The shared stage-2 context.
+    @usableFromInline var contextPointer: UnsafePointer<Stage2Context> {
+        UnsafeRawPointer(hot).assumingMemoryBound(to: Stage2Context.self)
+    }
 
     /// An empty table (`kvm_pgtable_stage2_init`): zeroed root pages, taken
     /// outside the page budget.
@@ -30,8 +37,15 @@ public final class Stage2PageTable: PageTable {
         let arena = try Self.arenaOrNew(arena, granule: geometry.granule)
         self.arena = arena
         self.rootPhysicalAddress = try arena.allocateRoot(pages: geometry.rootPages)
-        self.context = Stage2Context(arena: arena.view, geometry: geometry,
-                                     root: rootPhysicalAddress, features: features)
+        let context = Stage2Context(arena: arena.view, geometry: geometry,
+                                    root: rootPhysicalAddress, features: features)
+        self.hot = .allocate(capacity: 1)
+        hot.initialize(to: Stage2Hot(context: context, walker: context.walker))
+    }
+
+    deinit {
+        hot.deinitialize(count: 1)
+        hot.deallocate()
     }
 
     private static func arenaOrNew(_ arena: PageArena?, granule: Granule) throws(KernelError) -> PageArena {
@@ -46,6 +60,9 @@ public final class Stage2PageTable: PageTable {
         if configuration.tlbiRange { features.insert(.tlbiRange) }
         try self.init(geometry: TableGeometry(configuration), features: features)
     }
+
+    /// The stage-2 context (attribute encoding, break-before-make, …).
+    @usableFromInline var context: Stage2Context { hot.pointee.context }
 
     /// Runs one operation, recording its maintenance.
     @inlinable
@@ -68,5 +85,17 @@ public final class Stage2PageTable: PageTable {
     @inlinable
     static func check(_ code: Int32) throws(KernelError) {
         if let e = KernelError(code: code) { throw e }
+    }
+}
+
+/// The stage-2 context and the walker, kept together in table-owned memory.
+/// The context comes first: visitors point at it.
+@usableFromInline
+struct Stage2Hot {
+    @usableFromInline var context: Stage2Context
+    @usableFromInline var walker: Walker<ArenaView>
+    @usableFromInline init(context: Stage2Context, walker: Walker<ArenaView>) {
+        self.context = context
+        self.walker = walker
     }
 }

@@ -19,7 +19,7 @@ public struct TableGeometry: Hashable, Sendable {
     @usableFromInline let rootIndexShift: UInt32
 
     /// The input addresses the table covers: `0 ..< 2^inputBits`.
-    @inlinable public var inputLimit: UInt64 { 1 << UInt64(inputBits) }
+    @inlinable @inline(__always) public var inputLimit: UInt64 { 1 << UInt64(inputBits) }
 
     /// Translation levels, from the start level to 3.
     @inlinable public var levels: Int { 4 - Int(startLevel.rawValue) }
@@ -103,7 +103,7 @@ public struct TableGeometry: Hashable, Sendable {
     }
 
     /// Index of the root page that holds `addr` (`kvm_pgd_page_idx`).
-    @inlinable public func rootPageIndex(of addr: UInt64) -> Int {
+    @inlinable @inline(__always) public func rootPageIndex(of addr: UInt64) -> Int {
         let shift = rootIndexShift
         guard shift < 64 else { return 0 }
         return Int((addr & (inputLimit &- 1)) >> UInt64(shift))
