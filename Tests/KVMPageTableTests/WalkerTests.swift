@@ -98,3 +98,41 @@ struct Recorder: Visitor {
         #expect(t.lastMaintenance.pagesAllocated == 1)
     }
 }
+
+@Suite struct ArenaTests {
+    @Test(arguments: Granule.allCases)
+    func pagesAreGranuleAligned(_ granule: Granule) throws {
+        let arena = try PageArena(granule: granule, capacity: 128)
+        let root = try arena.allocateRoot(pages: 2)
+        for _ in 0..<5 {
+            let pa = try #require(arena.allocatePage())
+            let p = try #require(arena.table(at: pa))
+            #expect(UInt(bitPattern: p) % UInt(granule.pageSize) == 0)
+            #expect(pa % granule.pageSize == 0)
+        }
+        #expect(root == arena.basePhysicalAddress)
+    }
+
+    @Test func refcountsBudgetAndReuse() throws {
+        let arena = try PageArena(granule: .size4K, capacity: 16)
+        _ = try arena.allocateRoot(pages: 1)
+        arena.budget = 2
+        let a = try #require(arena.allocatePage())
+        let b = try #require(arena.allocatePage())
+        #expect(arena.allocatePage() == nil)       // budget spent
+        #expect(arena.budget == 0)
+        let pa = try #require(arena.table(at: a))
+        pa[3] = 0xdead
+        arena.getPage(holding: pa + 3)
+        #expect(arena.referenceCount(ofPageAt: a) == 2)
+        arena.putPage(holding: pa + 3)
+        arena.putPage(holding: pa)                  // count 0: freed
+        #expect(arena.freedCount == 1)
+        #expect(Set(arena.livePageAddresses()) == [arena.basePhysicalAddress, b])
+        arena.budget = nil
+        let c = try #require(arena.allocatePage())
+        #expect(c == a)                             // reused, last in first out
+        #expect(try #require(arena.table(at: c))[3] == 0)  // and zeroed
+        #expect(arena.table(at: arena.basePhysicalAddress + 16 * 4096) == nil)
+    }
+}

@@ -33,7 +33,8 @@ public final class PageArena: TableMemory {
         // 64 GiB of table pages by default.
         let wanted = capacity ?? ((64 << 30) / pageSize)
         guard wanted >= 1,
-              let pages = PageReservation(byteCount: wanted * pageSize, minimum: min(wanted, 64) * pageSize),
+              let pages = PageReservation(byteCount: wanted * pageSize, minimum: min(wanted, 64) * pageSize,
+                                          alignment: pageSize),
               let countStore = PageReservation(byteCount: (pages.byteCount / pageSize) * 4, minimum: 4)
         else { throw .enomem }
         self.granule = granule

@@ -14,20 +14,31 @@ import Darwin
 /// addition, and untouched pages cost nothing.
 @usableFromInline
 struct PageReservation: ~Copyable {
-    /// The first byte; aligned to at least the OS page size.
+    /// The first usable byte, aligned to `alignment`.
     @usableFromInline let base: UnsafeMutableRawPointer
-    /// Bytes reserved.
+    /// Usable bytes from `base`.
     @usableFromInline let byteCount: Int
+    /// What was mapped (the usable span plus alignment slack).
+    private let mapping: UnsafeMutableRawPointer
+    private let mappedBytes: Int
 
-    /// Reserves `byteCount` bytes, halving the request until the OS agrees
-    /// (down to `minimum`); nil if even that fails.
-    init?(byteCount: Int, minimum: Int) {
+    /// Reserves `byteCount` bytes aligned to `alignment` (a power of two),
+    /// halving the request until the OS agrees (down to `minimum`); nil if
+    /// even that fails. `mmap` aligns only to the OS page, so a 64 KiB
+    /// granule needs the slack.
+    init?(byteCount: Int, minimum: Int, alignment: Int = 1) {
+        precondition(alignment > 0 && alignment & (alignment - 1) == 0, "alignment must be a power of two")
         var size = byteCount
         while size >= minimum {
-            let p = mmap(nil, size, PROT_READ | PROT_WRITE,
+            let mapped = size + alignment
+            let p = mmap(nil, mapped, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
             if let p, p != MAP_FAILED {
-                base = p
+                let address = Int(bitPattern: p)
+                let aligned = (address + alignment - 1) & ~(alignment - 1)
+                mapping = p
+                mappedBytes = mapped
+                base = p + (aligned - address)
                 self.byteCount = size
                 return
             }
@@ -43,6 +54,6 @@ struct PageReservation: ~Copyable {
     }
 
     deinit {
-        munmap(base, byteCount)
+        munmap(mapping, mappedBytes)
     }
 }
