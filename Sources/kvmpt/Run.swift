@@ -54,7 +54,7 @@ struct Run: ParsableCommand {
             let clock = ContinuousClock()
             for statement in script.statements {
                 let t0 = clock.now
-                Output.out(runner.execute(statement.operation))
+                runner.execute(statement.operation, write: Output.out)
                 if time {
                     timings.append((script.fileName, statement.line, statement.operation.keyword, clock.now - t0))
                 }

@@ -52,7 +52,7 @@ public struct ScriptRunner {
     public func run(write: (String) -> Void, after: (Statement) -> Void = { _ in }) {
         write(header + "\n")
         for statement in script.statements {
-            write(execute(statement.operation))
+            execute(statement.operation, write: write)
             after(statement)
         }
     }
@@ -66,6 +66,28 @@ public struct ScriptRunner {
 
     /// Runs one operation and returns its transcript text (with newline).
     public func execute(_ op: Operation) -> String {
+        var out = ""
+        execute(op, write: { out += $0 })
+        return out
+    }
+
+    /// Runs one operation, handing its transcript text to `write` in pieces
+    /// (a large dump streams in chunks instead of being built whole).
+    public func execute(_ op: Operation, write: (String) -> Void) {
+        if case .dump = op {
+            write("dump\n")
+            withoutActuallyEscaping(write) { w in
+                var sink = ChunkedText(flush: w)
+                sink = table.pageTable.walker.canonicalDump(into: sink).sink
+                sink.finish()
+            }
+            write("end\n")
+            return
+        }
+        write(text(of: op))
+    }
+
+    func text(of op: Operation) -> String {
         let pt = table.pageTable
         let walker = pt.walker
         switch op {
@@ -173,5 +195,27 @@ private func leafResult(_ t: some PageTable, _ addr: UInt64) -> String {
         return "0 level=\(level.rawValue) pte=\(Hex.padded(d.rawValue))"
     } catch {
         return error.description
+    }
+}
+
+/// Dump lines gathered into chunks of about 64 KiB and handed on as text.
+struct ChunkedText: DumpSink {
+    let flush: (String) -> Void
+    var bytes: [UInt8] = []
+
+    init(flush: @escaping (String) -> Void) {
+        self.flush = flush
+        bytes.reserveCapacity(1 << 16)
+    }
+
+    mutating func emit(_ line: UnsafeBufferPointer<UInt8>) {
+        bytes.append(contentsOf: line)
+        bytes.append(0x0a)
+        if bytes.count >= 1 << 16 { finish() }
+    }
+
+    mutating func finish() {
+        if !bytes.isEmpty { flush(String(decoding: bytes, as: UTF8.self)) }
+        bytes.removeAll(keepingCapacity: true)
     }
 }
