@@ -98,11 +98,15 @@ public struct ScriptRunner {
         case .ptdump:
             return "ptdump\n" + ptdumpText(walker) + "end\n"
         default:
-            let result = perform(op)
+            let (result, issued) = perform(op)
             let m: Maintenance
-            switch table {
-            case let .stage2(t): m = t.lastMaintenance
-            case let .hyp(t): m = t.lastMaintenance
+            if let issued {
+                m = issued
+            } else {
+                switch table {
+                case let .stage2(t): m = t.lastMaintenance
+                case let .hyp(t): m = t.lastMaintenance
+                }
             }
             return "\(op.normalized) = \(result) | \(m)\n"
         }
@@ -118,8 +122,31 @@ public struct ScriptRunner {
         return printer.text
     }
 
-    /// Performs an operation and formats its result field.
-    func perform(_ op: Operation) -> String {
+    /// Performs an operation and formats its result field; the maintenance
+    /// is given for statements that are not table operations (they issue
+    /// nothing), nil where the table recorded it.
+    func perform(_ op: Operation) -> (String, Maintenance?) {
+        let pt = table.pageTable
+        switch op {
+        case let .getLeaf(a):
+            do throws(KernelError) {
+                let (level, d) = try pt.leaf(at: a)
+                return ("0 level=\(level.rawValue) pte=\(Hex.padded(d.rawValue))", Maintenance())
+            } catch {
+                return (error.description, Maintenance())
+            }
+        case let .limitPages(n):
+            pt.arena.budget = Int(clamping: n)
+            return ("0", Maintenance())
+        case .dump, .summary, .ptdump:
+            return ("0", Maintenance())
+        default:
+            return (performOperation(op), nil)
+        }
+    }
+
+    /// Performs a table operation and formats its result field.
+    func performOperation(_ op: Operation) -> String {
         func code(_ body: () throws(KernelError) -> Void) -> String {
             do throws(KernelError) {
                 try body()
@@ -143,16 +170,12 @@ public struct ScriptRunner {
             case let .relaxPerms(a, prot): return code { () throws(KernelError) in try t.relaxPermissions(a, prot: prot) }
             case let .flush(a, s): return code { () throws(KernelError) in try t.flush(a, size: s) }
             case let .split(a, s): return code { () throws(KernelError) in try t.split(a, size: s) }
-            case let .getLeaf(a): return t.recordingLeaf(a)
-            case let .limitPages(n): return t.recordingLimit(n)
-            case .dump, .summary, .ptdump: return "0"
+            case .getLeaf, .limitPages, .dump, .summary, .ptdump: return "0"
             }
         case let .hyp(t):
             switch op {
             case let .map(a, s, p, prot): return code { () throws(KernelError) in try t.map(a, size: s, to: p, prot: prot) }
             case let .unmap(a, s): return Hex.short(t.unmap(a, size: s))
-            case let .getLeaf(a): return t.recordingLeaf(a)
-            case let .limitPages(n): return t.recordingLimit(n)
             default: return KernelError.einval.description
             }
         }
@@ -166,35 +189,6 @@ struct PtdumpVisitor: Visitor {
     mutating func visit(_ ctx: inout VisitContext, _ visit: Visit) -> Int32 {
         printer.note(address: ctx.addr, level: ctx.level, entry: ctx.old)
         return 0
-    }
-}
-
-extension Stage2PageTable {
-    func recordingLeaf(_ addr: UInt64) -> String {
-        recording { _ in leafResult(self, addr) }
-    }
-    func recordingLimit(_ n: UInt64) -> String {
-        recording { _ in arena.budget = Int(clamping: n) }
-        return "0"
-    }
-}
-
-extension HypPageTable {
-    func recordingLeaf(_ addr: UInt64) -> String {
-        recording { _ in leafResult(self, addr) }
-    }
-    func recordingLimit(_ n: UInt64) -> String {
-        recording { _ in arena.budget = Int(clamping: n) }
-        return "0"
-    }
-}
-
-private func leafResult(_ t: some PageTable, _ addr: UInt64) -> String {
-    do throws(KernelError) {
-        let (level, d) = try t.leaf(at: addr)
-        return "0 level=\(level.rawValue) pte=\(Hex.padded(d.rawValue))"
-    } catch {
-        return error.description
     }
 }
 
