@@ -93,19 +93,26 @@ public struct DumpHasher: DumpSink {
     }
 }
 
-/// One memoised segment: its key, how often it repeated, and, once it has
-/// repeated enough, its table `E[l]` and `p^k`.
+/// One memoised segment position: a few recently seen contents (keys),
+/// how often each repeated, and, once one has repeated enough, its table
+/// `E[l]` and `p^k`. Several slots, because table-descriptor lines
+/// interleave with the leaves they point to and would evict a single one.
 @usableFromInline
 struct SegmentMemo {
     /// Repeats before a table pays for itself (256 chains of k steps).
     @usableFromInline static let buildAfter = 16
+    @usableFromInline static let slots = 4
 
-    @usableFromInline var key: UInt64 = ~0
-    @usableFromInline var keyLevel: Int8 = 0
-    @usableFromInline var repeats = 0
-    @usableFromInline var ready = false
-    @usableFromInline var power: UInt64 = 1
-    @usableFromInline var table: [UInt64] = []
+    @usableFromInline var keys = [UInt64](repeating: ~0, count: SegmentMemo.slots)
+    @usableFromInline var levels = [Int8](repeating: 0, count: SegmentMemo.slots)
+    @usableFromInline var repeats = [Int](repeating: 0, count: SegmentMemo.slots)
+    @usableFromInline var ready = [Bool](repeating: false, count: SegmentMemo.slots)
+    @usableFromInline var powers = [UInt64](repeating: 1, count: SegmentMemo.slots)
+    @usableFromInline var tables = [UInt64](repeating: 0, count: SegmentMemo.slots * 256)
+    /// The slot used last (checked first).
+    @usableFromInline var recent = 0
+    /// The slot to replace next.
+    @usableFromInline var victim = 0
 
     @usableFromInline init() {}
 
@@ -113,8 +120,9 @@ struct SegmentMemo {
     @inlinable @inline(__always)
     mutating func hash(_ h: UInt64, key k: UInt64, level: Int8,
                        _ write: (UnsafeMutablePointer<UInt8>) -> Int) -> UInt64 {
-        if ready, k == key, level == keyLevel {
-            return table.withUnsafeBufferPointer { h &* power &+ $0[Int(h & 0xff)] }
+        let r = recent
+        if ready[r], keys[r] == k, levels[r] == level {
+            return tables.withUnsafeBufferPointer { h &* powers[r] &+ $0[r &* 256 &+ Int(h & 0xff)] }
         }
         return slow(h, key: k, level: level, write)
     }
@@ -122,18 +130,29 @@ struct SegmentMemo {
     @inlinable
     mutating func slow(_ h: UInt64, key k: UInt64, level: Int8,
                        _ write: (UnsafeMutablePointer<UInt8>) -> Int) -> UInt64 {
-        if k == key && level == keyLevel {
-            repeats += 1
-        } else {
-            key = k
-            keyLevel = level
-            repeats = 1
-            ready = false
+        var slot = -1
+        for i in 0..<Self.slots where keys[i] == k && levels[i] == level {
+            slot = i
+            break
         }
+        if slot >= 0, ready[slot] {
+            recent = slot
+            return tables.withUnsafeBufferPointer { h &* powers[slot] &+ $0[slot &* 256 &+ Int(h & 0xff)] }
+        }
+        if slot < 0 {
+            slot = victim
+            victim = (victim + 1) % Self.slots
+            keys[slot] = k
+            levels[slot] = level
+            repeats[slot] = 0
+            ready[slot] = false
+        }
+        repeats[slot] += 1
+        recent = slot
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buf in
             let p = buf.baseAddress!
             let n = write(p)
-            if repeats >= Self.buildAfter { build(p, n) }
+            if repeats[slot] >= Self.buildAfter { build(slot, p, n) }
             var x = h
             for i in 0..<n { x = DumpHasher.step(x, p[i]) }
             return x
@@ -142,18 +161,36 @@ struct SegmentMemo {
 
     /// `E[l] = F(l, s) - l * p^k` for every low byte `l`.
     @usableFromInline
-    mutating func build(_ bytes: UnsafeMutablePointer<UInt8>, _ n: Int) {
+    mutating func build(_ slot: Int, _ bytes: UnsafeMutablePointer<UInt8>, _ n: Int) {
         var pk: UInt64 = 1
         for _ in 0..<n { pk = pk &* FNV1a.prime }
-        if table.count != 256 { table = [UInt64](repeating: 0, count: 256) }
-        table.withUnsafeMutableBufferPointer { t in
-            for l in 0..<256 {
-                var x = UInt64(l)
-                for i in 0..<n { x = (x ^ UInt64(bytes[i])) &* FNV1a.prime }
-                t[l] = x &- UInt64(l) &* pk
+        tables.withUnsafeMutableBufferPointer { all in
+            let t = all.baseAddress! + slot * 256
+            // Eight independent chains at a time keep the multiplier busy.
+            var l = 0
+            while l < 256 {
+                var x0 = UInt64(l), x1 = UInt64(l + 1), x2 = UInt64(l + 2), x3 = UInt64(l + 3)
+                var x4 = UInt64(l + 4), x5 = UInt64(l + 5), x6 = UInt64(l + 6), x7 = UInt64(l + 7)
+                for i in 0..<n {
+                    let b = UInt64(bytes[i])
+                    x0 = (x0 ^ b) &* FNV1a.prime; x1 = (x1 ^ b) &* FNV1a.prime
+                    x2 = (x2 ^ b) &* FNV1a.prime; x3 = (x3 ^ b) &* FNV1a.prime
+                    x4 = (x4 ^ b) &* FNV1a.prime; x5 = (x5 ^ b) &* FNV1a.prime
+                    x6 = (x6 ^ b) &* FNV1a.prime; x7 = (x7 ^ b) &* FNV1a.prime
+                }
+                let base = UInt64(l)
+                t[l] = x0 &- base &* pk
+                t[l + 1] = x1 &- (base + 1) &* pk
+                t[l + 2] = x2 &- (base + 2) &* pk
+                t[l + 3] = x3 &- (base + 3) &* pk
+                t[l + 4] = x4 &- (base + 4) &* pk
+                t[l + 5] = x5 &- (base + 5) &* pk
+                t[l + 6] = x6 &- (base + 6) &* pk
+                t[l + 7] = x7 &- (base + 7) &* pk
+                l += 8
             }
         }
-        power = pk
-        ready = true
+        powers[slot] = pk
+        ready[slot] = true
     }
 }
