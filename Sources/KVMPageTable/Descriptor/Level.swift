@@ -26,6 +26,7 @@ public struct Level: RawRepresentable, Hashable, Comparable, Sendable, CustomStr
     /// The level below this one.
     @inlinable public var next: Level { Level(rawValue &+ 1) }
 
+    /// Nearer the root compares smaller.
     @inlinable public static func < (a: Level, b: Level) -> Bool { a.rawValue < b.rawValue }
 
     /// `L-1` … `L3`, as dumps print it.

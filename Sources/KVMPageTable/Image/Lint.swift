@@ -11,7 +11,8 @@ public struct LintFinding: Hashable, Sendable, CustomStringConvertible {
         /// Performance advice.
         case advice
 
-        public static func < (a: Severity, b: Severity) -> Bool {
+        /// Orders severities from least to most serious.
+    public static func < (a: Severity, b: Severity) -> Bool {
             let order: [Severity] = [.error, .warning, .advice]
             return order.firstIndex(of: a)! < order.firstIndex(of: b)!
         }

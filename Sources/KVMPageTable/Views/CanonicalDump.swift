@@ -76,12 +76,14 @@ public struct TableSummary: Hashable, Sendable, CustomStringConvertible {
     /// FNV-1a of the canonical dump.
     public var fnv1a: UInt64
 
+    /// Equal counts and hash.
     public static func == (a: TableSummary, b: TableSummary) -> Bool {
         a.tables == b.tables && a.fnv1a == b.fnv1a
             && a.leaves.map(\.count) == b.leaves.map(\.count)
             && a.leaves.map(\.level) == b.leaves.map(\.level)
     }
 
+    /// Hashes the counts and the dump hash.
     public func hash(into h: inout Hasher) {
         h.combine(tables)
         h.combine(fnv1a)
