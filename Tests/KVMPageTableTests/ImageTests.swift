@@ -530,7 +530,7 @@ let KVMPT_S2_AF_BIT: UInt64 = 1 << 10
     @Test func badFilesAndRegions() throws {
         let dir = try imageScratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        FileManager.default.createFile(atPath: dir + "/empty.img", contents: Data())
+        #expect(FileManager.default.createFile(atPath: dir + "/empty.img", contents: Data()))
         #expect(throws: ImageError.self) { try TableImage(regions: [(0, dir + "/empty.img")], granule: .size4K) }
         #expect(throws: ImageError.self) { try TableImage(regions: [(0, dir + "/missing.img")], granule: .size4K) }
         #expect(throws: ImageError.self) { try TableImage(regions: [(0, dir)], granule: .size4K) }

@@ -1,7 +1,7 @@
 /// Granule-sized table pages with fake, deterministic physical addresses,
 /// the kernel's per-page reference counts and a page budget (the memcache).
 ///
-/// Pages come from one ``PageReservation``: the page at index `i` lives at
+/// Pages come from one reserved span of address space: the page at index `i` lives at
 /// `base + i * granule` and has physical address `basePhysicalAddress + i *
 /// granule`, so translation either way is an addition. Reference counts
 /// follow the kernel: a table page holds 1 plus one per non-zero entry, and
