@@ -111,6 +111,14 @@ public struct ArenaView: TableMemory {
             guard s.pointee.fresh < capacity else { return nil }
             index = s.pointee.fresh
             s.pointee.fresh += 1
+            // Write before the walker reads: a first read maps the shared
+            // zero page and the first write then faults a second time.
+            let page = base + (index << pageShift)
+            var offset = 0
+            while offset < 1 << pageShift {
+                page.storeBytes(of: 0, toByteOffset: offset, as: UInt64.self)
+                offset += 4096
+            }
         }
         if s.pointee.budget != Int.max { s.pointee.budget -= 1 }
         counts[index] = 1

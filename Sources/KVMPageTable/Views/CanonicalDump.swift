@@ -15,7 +15,8 @@ public struct CanonicalDumpVisitor<Sink: DumpSink>: Visitor {
     /// Table pages counted so far, root pages included.
     public var tables: Int
     /// Valid leaves per level, indexed by `level + 1`.
-    public var leaves: [Int] = [0, 0, 0, 0, 0]
+    public var leaves: [Int] { [leafCounts.0, leafCounts.1, leafCounts.2, leafCounts.3, leafCounts.4] }
+    @usableFromInline var leafCounts = (0, 0, 0, 0, 0)
 
     @usableFromInline let format: DescriptorFormat
     @usableFromInline let pageSize: UInt64
@@ -52,7 +53,13 @@ public struct CanonicalDumpVisitor<Sink: DumpSink>: Visitor {
             let (n, _) = number(of: format.physical(fromPTE: pte))
             pte = (pte & ~format.addressMask) | format.pte(fromPhysical: n &* pageSize)
         } else if pte & KVMPT_PTE_VALID != 0 {
-            leaves[Int(ctx.level.rawValue) + 1] += 1
+            switch ctx.level.rawValue {
+            case -1: leafCounts.0 += 1
+            case 0: leafCounts.1 += 1
+            case 1: leafCounts.2 += 1
+            case 2: leafCounts.3 += 1
+            default: leafCounts.4 += 1
+            }
         }
         sink.emit(level: ctx.level.rawValue, address: ctx.addr, descriptor: pte)
         return 0
