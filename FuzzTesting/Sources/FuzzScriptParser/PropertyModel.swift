@@ -1,0 +1,1 @@
+../../../Tests/KVMPageTableTests/PropertyModel.swift
