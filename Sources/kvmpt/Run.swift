@@ -1,4 +1,9 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import KVMPageTable
 
 /// `kvmpt run SCRIPT…`: replay operation scripts and print transcripts.
@@ -40,6 +45,15 @@ struct Run: ParsableCommand {
             }
         }
         if failed { throw ExitCode(2) }
+        if let saveImage {
+            // Fail before running anything rather than after a long script.
+            let slash = saveImage.lastIndex(of: "/")
+            let dir = slash.map { String(saveImage[..<$0]) } ?? "."
+            if access(dir.isEmpty ? "/" : dir, W_OK) != 0 {
+                Output.err("kvmpt: cannot save image '\(saveImage)': directory '\(dir.isEmpty ? "/" : dir)' is not writable: \(String(cString: strerror(errno)))\n")
+                throw ExitCode(2)
+            }
+        }
 
         var timings: [(String, Int, String, Duration)] = []
         for script in parsed {
