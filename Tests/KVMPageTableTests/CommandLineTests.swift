@@ -1,0 +1,144 @@
+import Foundation
+import Testing
+
+/// Runs the built `kvmpt` the way a user does.
+enum CLI {
+    /// The executable built beside this test bundle (`swift test` builds it).
+    static var executable: URL? {
+        let fm = FileManager.default
+        var candidates: [URL] = []
+        let bundleDir = Bundle.main.bundleURL.deletingLastPathComponent()
+        candidates.append(bundleDir.appendingPathComponent("kvmpt"))
+        for test in Bundle.allBundles.map(\.bundleURL) {
+            candidates.append(test.deletingLastPathComponent().appendingPathComponent("kvmpt"))
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        candidates.append(root.appendingPathComponent(".build/debug/kvmpt"))
+        return candidates.first { fm.isExecutableFile(atPath: $0.path) }
+    }
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    static func run(_ arguments: [String], stdin: String? = nil) throws -> Result {
+        let exe = try #require(executable, "kvmpt executable not found beside the tests")
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = arguments
+        let out = Pipe(), err = Pipe(), inp = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = inp
+        try p.run()
+        if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try inp.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                      stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    static func scratch() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kvmpt-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+}
+
+@Suite(.enabled(if: CLI.executable != nil, "kvmpt is not built beside the tests"))
+struct CommandLineTests {
+    @Test func aFixtureRunsFromStandardInput() throws {
+        let script = try Fixtures.script("s2-4k-ia40-basic-map-getleaf")
+        let r = try CLI.run(["run", "-"], stdin: script)
+        #expect(r.status == 0)
+        #expect(r.stdout == (try Fixtures.transcript("s2-4k-ia40-basic-map-getleaf")))
+    }
+
+    @Test func anInvalidScriptNamesFileAndLineAndRunsNothing() throws {
+        let r = try CLI.run(["run", "-"], stdin: "stage2 granule=4K ia_bits=40\nmap 0 4K 0 rw\nmap 0 4K 0 rq\n")
+        #expect(r.status == 2)
+        #expect(r.stdout.isEmpty)
+        #expect(r.stderr == "-:3: unknown PROT letter 'q' in 'rq'\n")
+    }
+
+    @Test func aMissingScriptFileIsAnError() throws {
+        let r = try CLI.run(["run", "/nonexistent/x.s2"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("cannot read '/nonexistent/x.s2'"))
+    }
+
+    struct BadArguments: Sendable, CustomStringConvertible {
+        let arguments: [String]
+        let status: Int32
+        let message: String
+        var description: String { arguments.joined(separator: " ") }
+    }
+
+    static let badArguments: [BadArguments] = [
+        BadArguments(arguments: ["cost", "--size", "xyz"], status: 2, message: "--size 'xyz' is not a number"),
+        BadArguments(arguments: ["cost", "--size", "0"], status: 2, message: "--size must be more than 0"),
+        BadArguments(arguments: ["cost", "--size", "8G", "--granule", "8K"], status: 2, message: "--granule must be 4K, 16K or 64K"),
+        BadArguments(arguments: ["cost", "--size", "8G", "--ia-bits", "99"], status: 2, message: "ia_bits=99 is outside"),
+        BadArguments(arguments: ["cost", "--size", "2T"], status: 2, message: "goes beyond ia_bits=40"),
+        BadArguments(arguments: ["cost", "--size", "8G", "--latency", "tlbi=abc"], status: 2, message: "is not a duration"),
+        BadArguments(arguments: ["cost", "--size", "8G", "--ipa", "0x1001"], status: 2, message: "not aligned to the 4K granule"),
+        BadArguments(arguments: ["decode", "/nonexistent.img"], status: 2, message: "cannot open image"),
+        BadArguments(arguments: ["translate", "/nonexistent.img", "0x0"], status: 2, message: "cannot open image"),
+        BadArguments(arguments: ["lint", "/nonexistent.img"], status: 2, message: "cannot open image"),
+        BadArguments(arguments: ["decode", "/dev/null", "--format", "xml"], status: 64, message: "'xml' is invalid for '--format"),
+    ]
+
+    @Test("bad arguments give a clear message and a non-zero exit", arguments: badArguments)
+    func badArgumentsAreRefused(_ c: BadArguments) throws {
+        let r = try CLI.run(c.arguments)
+        #expect(r.status == c.status)
+        #expect(r.stderr.contains(c.message), "stderr was: \(r.stderr)")
+        #expect(r.stdout.isEmpty)
+    }
+
+    @Test func saveImageIntoAMissingDirectoryFailsBeforeRunning() throws {
+        let r = try CLI.run(["run", "--save-image", "/nonexistent/dir/x.img", "-"],
+                            stdin: "stage2 granule=4K ia_bits=40\nmap 0 4K 0 rw\n")
+        #expect(r.status == 2)
+        #expect(r.stdout.isEmpty)
+        #expect(r.stderr.contains("is not writable"))
+    }
+
+    @Test func outputFilesAreWholeOrAbsent() throws {
+        let dir = try CLI.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // A successful save leaves exactly the image and its sidecar.
+        let img = dir.appendingPathComponent("t.img").path
+        let ok = try CLI.run(["run", "--save-image", img, "-"], stdin: "stage2 granule=4K ia_bits=40\nmap 0 4K 0 rw\n")
+        #expect(ok.status == 0)
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir.path)) == ["t.img", "t.img.regs"])
+        // An SVG that cannot be written leaves nothing behind.
+        let sub = dir.appendingPathComponent("ro")
+        try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o500], ofItemAtPath: sub.path)
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: sub.path) }
+        if access(sub.path, W_OK) != 0 {  // root may write anyway
+            let r = try CLI.run(["cost", "--size", "4M", "--svg", sub.appendingPathComponent("c.svg").path])
+            #expect(r.status != 0)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: sub.path).isEmpty)
+        }
+    }
+
+    @Test func aTruncatedImageIsRefusedWithItsReason() throws {
+        let dir = try CLI.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let img = dir.appendingPathComponent("t.img").path
+        _ = try CLI.run(["run", "--save-image", img, "-"], stdin: "stage2 granule=4K ia_bits=40\nmap 0 4K 0 rw\n")
+        let h = try #require(FileHandle(forUpdatingAtPath: img))
+        try h.truncate(atOffset: 100)
+        try h.close()
+        let r = try CLI.run(["decode", img])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("truncated") || r.stderr.contains("cannot be read"), "stderr was: \(r.stderr)")
+    }
+}
