@@ -7,7 +7,13 @@ import Testing
     @Test("kernel transcript matches", arguments: Fixtures.names)
     func transcriptMatchesKernel(_ name: String) throws {
         let expected = try Fixtures.transcript(name)
-        let actual = try runScript(try Fixtures.script(name), name: name + ".s2")
+        let script = try ScriptParser.parse(try Fixtures.script(name), fileName: name + ".s2")
+        #if DEBUG
+        // Debug builds also check every invariant after every statement.
+        let actual = try ScriptRunner(script: script).checkedTranscript()
+        #else
+        let actual = try ScriptRunner(script: script).transcript()
+        #endif
         if actual != expected {
             let a = actual.split(separator: "\n", omittingEmptySubsequences: false)
             let e = expected.split(separator: "\n", omittingEmptySubsequences: false)
