@@ -72,15 +72,13 @@ extension ScriptParser {
         case value(UInt64)
         /// Not a number at all (empty, sign, junk, `0x` without digits...).
         case malformed
-        /// A decimal number with a leading zero (`010`): refused rather than
-        /// guessing between decimal and C's octal.
-        case leadingZero
         /// Well-formed, but the value (after the suffix) exceeds 64 bits.
         case overflow
     }
 
-    /// Parses a number: decimal or `0x` hex (digits either case), optionally
-    /// followed by `K`, `M`, `G` or `T` (either case, powers of 1024).
+    /// Parses a number: decimal or `0x` hex (prefix and digits either case),
+    /// optionally followed by `K`, `M`, `G` or `T` (either case, powers of
+    /// 1024). FORMAT.md has no octal: `010` is decimal ten.
     static func parseNumber(_ token: String) -> NumberParse {
         parseNumber(bytes: token.utf8)
     }
@@ -102,7 +100,7 @@ extension ScriptParser {
 
         var radix: UInt64 = 10
         if body.count >= 2, body.first == UInt8(ascii: "0"),
-           body[body.index(after: body.startIndex)] == UInt8(ascii: "x") {
+           body[body.index(after: body.startIndex)] | 0x20 == UInt8(ascii: "x") {
             radix = 16
             body = body.dropFirst(2)
         }
@@ -117,7 +115,6 @@ extension ScriptParser {
             let (sum, o2) = product.addingReportingOverflow(digit)
             if o1 || o2 { overflowed = true } else { value = sum }
         }
-        if radix == 10, body.count > 1, body.first == UInt8(ascii: "0") { return .leadingZero }
         if overflowed || value > UInt64.max >> shift { return .overflow }
         return .value(value << shift)
     }
@@ -385,8 +382,6 @@ extension ScriptParser {
                 return v
             case .malformed:
                 throw LineError("bad number \(quoted(token)) for \(name)")
-            case .leadingZero:
-                throw LineError("bad number \(quoted(token)) for \(name) (leading zero in a decimal number; hex needs 0x)")
             case .overflow:
                 throw LineError("number \(quoted(token)) for \(name) overflows 64 bits")
             }
