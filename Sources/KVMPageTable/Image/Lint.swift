@@ -11,10 +11,15 @@ public struct LintFinding: Hashable, Sendable, CustomStringConvertible {
         /// Performance advice.
         case advice
 
-        /// Orders severities from least to most serious.
-    public static func < (a: Severity, b: Severity) -> Bool {
-            let order: [Severity] = [.error, .warning, .advice]
-            return order.firstIndex(of: a)! < order.firstIndex(of: b)!
+        /// Errors sort first, advice last.
+        public static func < (a: Severity, b: Severity) -> Bool { a.rank < b.rank }
+
+        private var rank: Int {
+            switch self {
+            case .error: 0
+            case .warning: 1
+            case .advice: 2
+            }
         }
     }
 
