@@ -51,14 +51,20 @@ extension Stage2PageTable {
             var addr = start
             var pa = phys
             var r: Int32 = 0
+            // One visitor for every step: each step is still a whole
+            // kvm_pgtable_stage2_map walk from the root.
+            var v = Stage2MapVisitor(contextPointer, phys: 0, attr: attr, walkFlags: [])
+            let walker = hot.pointee.walker
             while addr < end {
                 if context.arena.budget < minimum { r = KernelError.enomem.code; break }
                 let chunk = step(addr, end, pa)
-                r = mapCode(addr, size: chunk, phys: pa, attributes: attr, flags: [], &m)
+                v.phys = pa & ~(page &- 1)
+                r = walker.walk(addr, size: chunk, visitor: &v)
                 if r != 0 { break }
                 pa &+= chunk
                 addr &+= chunk
             }
+            m += v.maintenance
             return r
         }
         try Self.check(code)

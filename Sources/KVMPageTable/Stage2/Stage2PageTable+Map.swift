@@ -39,7 +39,8 @@ extension Stage2PageTable {
 @usableFromInline
 struct Stage2MapVisitor: Visitor {
     @usableFromInline let s2: UnsafePointer<Stage2Context>
-    @usableFromInline let phys: UInt64
+    /// The PA the walk's first address maps to (reset per ioremap step).
+    @usableFromInline var phys: UInt64
     @usableFromInline let attr: UInt64
     @usableFromInline let forcePTE: Bool
     @usableFromInline let flags: WalkFlags
