@@ -8,7 +8,7 @@
 ///   string `s` from any state `h` gives `h * p^k + E[l]`, with a 256-entry
 ///   table `E` that depends on `s` only.
 /// - Dump lines repeat most of their text over long runs: the level and
-///   high address digits, the descriptor's upper half, its low attribute
+///   high address digits, the descriptor's upper bits, its low attribute
 ///   bits. Those segments are hashed through a table (built once a segment
 ///   repeats), the varying digits byte by byte.
 ///
@@ -19,7 +19,7 @@ public struct DumpHasher: DumpSink {
     public private(set) var value: UInt64 = FNV1a.offsetBasis
 
     @usableFromInline var head: SegmentMemo    // "L3 0x" + address digits 0..<10
-    @usableFromInline var middle: SegmentMemo  // address digits 13..<16, " 0x", descriptor digits 0..<8
+    @usableFromInline var middle: SegmentMemo  // address digits 13..<16, " 0x", descriptor digits 0..<10
     @usableFromInline var tail: SegmentMemo    // descriptor digits 13..<16, "\n"
 
     /// The hash of nothing.
@@ -68,19 +68,19 @@ public struct DumpHasher: DumpSink {
         }
         // Address digits 10..<13 (bits 23..12).
         h = Self.hashDigits(h, (address &>> 12) & 0xfff, count: 3)
-        // Address digits 13..<16, " 0x", descriptor digits 0..<8.
-        let middleKey = ((descriptor &>> 32) &<< 12) | (address & 0xfff)
+        // Address digits 13..<16, " 0x", descriptor digits 0..<10 (bits 63..24).
+        let middleKey = ((descriptor &>> 24) &<< 12) | (address & 0xfff)
         h = middle.hash(h, key: middleKey, level: 0) { buf in
             var n = 0
             var shift = 8
             while shift >= 0 { buf[n] = Hex.digit((address &>> UInt64(shift)) & 0xf); n += 1; shift -= 4 }
             buf[n] = 0x20; buf[n + 1] = 0x30; buf[n + 2] = 0x78; n += 3
             shift = 60
-            while shift >= 32 { buf[n] = Hex.digit((descriptor &>> UInt64(shift)) & 0xf); n += 1; shift -= 4 }
+            while shift >= 24 { buf[n] = Hex.digit((descriptor &>> UInt64(shift)) & 0xf); n += 1; shift -= 4 }
             return n
         }
-        // Descriptor digits 8..<13 (bits 31..12).
-        h = Self.hashDigits(h, (descriptor &>> 12) & 0xfffff, count: 5)
+        // Descriptor digits 10..<13 (bits 23..12).
+        h = Self.hashDigits(h, (descriptor &>> 12) & 0xfff, count: 3)
         // Descriptor digits 13..<16 and the newline.
         h = tail.hash(h, key: descriptor & 0xfff, level: 0) { buf in
             var n = 0
