@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import KVMPageTable
 
 /// Runs the built `kvmpt` the way a user does.
 enum CLI {
@@ -140,5 +141,27 @@ struct CommandLineTests {
         let r = try CLI.run(["decode", img])
         #expect(r.status == 2)
         #expect(r.stderr.contains("truncated") || r.stderr.contains("cannot be read"), "stderr was: \(r.stderr)")
+    }
+}
+
+/// The bundled example image must be what its script saves.
+@Suite struct BundledExampleTests {
+    static var examples: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Examples")
+    }
+
+    @Test func bundledImageMatchesItsScript() throws {
+        let script = try String(contentsOf: Self.examples.appendingPathComponent("inspect-demo.s2"), encoding: .utf8)
+        let runner = try ScriptRunner(script: try ScriptParser.parse(script, fileName: "inspect-demo.s2"))
+        _ = runner.transcript()
+        let dir = try CLI.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fresh = dir.appendingPathComponent("demo.img").path
+        try ImageWriter.save(runner.table.pageTable, to: fresh)
+        let bundled = Self.examples.appendingPathComponent("inspect-demo.img").path
+        #expect(try Data(contentsOf: URL(fileURLWithPath: bundled)) == (try Data(contentsOf: URL(fileURLWithPath: fresh))))
+        #expect(try String(contentsOfFile: bundled + ".regs", encoding: .utf8)
+                == (try String(contentsOfFile: fresh + ".regs", encoding: .utf8)))
     }
 }
