@@ -35,8 +35,9 @@ fi
 start=$SECONDS
 
 # 1. The whole test suite under ASan (LeakSanitizer included). The only
-#    suppression is XCTest's own one-off allocation (6 blocks,
-#    368 bytes, in libXCTest.so); nothing of kvmpt is suppressed.
+#    suppression is XCTest's own one-off allocation (6 blocks, 368 bytes, in
+#    libXCTest.so); nothing of kvmpt is suppressed. (CommandLineTests runs
+#    kvmpt with posix_spawn, not Foundation's Process, for that reason.)
 echo "== swift test --sanitize=address"
 suppressions=$(mktemp)
 trap 'rm -f "$suppressions"' EXIT
@@ -59,7 +60,7 @@ swift build -c debug --sanitize=fuzzer --sanitize=address \
 bin=$(swift build -c debug --sanitize=fuzzer --sanitize=address \
     -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table --show-bin-path)
 failed=0
-for target in FuzzScriptParser FuzzOperations; do
+for target in FuzzScriptParser FuzzOperations FuzzImageDecode; do
     corpus=$(mktemp -d)
     mkdir -p "FailCases/$target"
     echo "-- $target"

@@ -27,12 +27,14 @@ let package = Package(
             dependencies: [.product(name: "KVMPageTable", package: root)],
             swiftSettings: fuzzerSettings
         ),
-        // TODO(issue 3): FuzzImageDecoder — decode, translate and lint
-        // arbitrary bytes + registers once `TableImage` (issue 3) exists:
-        // TableImage(bytes:registers:) must never crash, and every table
-        // it accepts must walk (translate sampled addresses, lint) without
-        // crashing. Add the target here, its FailCases/FuzzImageDecoder
-        // seeds, and its replay in Tests/KVMPageTableTests/FailCasesTests.swift.
+        // Registers + a physical-memory image from bytes, through
+        // TableInspector.open(regions:registers:) and every view of it
+        // (body: Tests/KVMPageTableTests/ImageFuzzBody.swift).
+        .executableTarget(
+            name: "FuzzImageDecode",
+            dependencies: [.product(name: "KVMPageTable", package: root)],
+            swiftSettings: fuzzerSettings
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

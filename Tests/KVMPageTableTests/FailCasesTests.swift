@@ -4,7 +4,7 @@ import KVMPageTable
 
 /// Replays FuzzTesting/FailCases: the seeds of every libFuzzer target and
 /// every input that ever crashed one, through the same entry points the
-/// fuzzers call (PropertyFuzzDecoder.swift). Each must now pass.
+/// fuzzers call (PropertyFuzzDecoder.swift, ImageFuzzBody.swift). Each must now pass.
 @Suite struct FailCasesTests {
     static let directory = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -32,8 +32,15 @@ import KVMPageTable
         #expect(problem == nil, "FuzzOperations/\(name): \(problem ?? "")")
     }
 
+    @Test("image decoding fail case", arguments: cases("FuzzImageDecode"))
+    func imageDecode(_ name: String) throws {
+        let problem = ImageFuzzEntry.decode(try Self.bytes("FuzzImageDecode", name))
+        #expect(problem == nil, "FuzzImageDecode/\(name): \(problem ?? "")")
+    }
+
     @Test func corpusIsPresent() {
         #expect(Self.cases("FuzzScriptParser").count >= 3)
         #expect(Self.cases("FuzzOperations").count >= 3)
+        #expect(Self.cases("FuzzImageDecode").count >= 3)
     }
 }

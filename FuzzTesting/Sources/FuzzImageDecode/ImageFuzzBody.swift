@@ -1,0 +1,1 @@
+../../../Tests/KVMPageTableTests/ImageFuzzBody.swift
