@@ -2,21 +2,29 @@ import Foundation
 import Testing
 @testable import KVMPageTable
 
-/// Runs the built `kvmpt` the way a user does.
+/// Runs the built `kvmpt` the way a user does: posix_spawn with files for
+/// the standard streams (Foundation's Process and Bundle would leave
+/// allocations LeakSanitizer reports).
 enum CLI {
-    /// The executable built beside this test bundle (`swift test` builds it).
-    static var executable: URL? {
-        let fm = FileManager.default
-        var candidates: [URL] = []
-        let bundleDir = Bundle.main.bundleURL.deletingLastPathComponent()
-        candidates.append(bundleDir.appendingPathComponent("kvmpt"))
-        for test in Bundle.allBundles.map(\.bundleURL) {
-            candidates.append(test.deletingLastPathComponent().appendingPathComponent("kvmpt"))
+    /// The executable built beside the test runner (`swift test` builds it).
+    static var executable: String? {
+        var candidates: [String] = []
+        let runner = CommandLine.arguments.first ?? ""
+        var dir = (runner as NSString).deletingLastPathComponent
+        // The runner may sit inside a .xctest bundle directory.
+        for _ in 0..<4 {
+            candidates.append(dir + "/kvmpt")
+            dir = (dir as NSString).deletingLastPathComponent
         }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(root.appendingPathComponent(".build/debug/kvmpt"))
-        return candidates.first { fm.isExecutableFile(atPath: $0.path) }
+        candidates.append(root.appendingPathComponent(".build/debug/kvmpt").path)
+        return candidates.first { access($0, X_OK) == 0 && !isDirectory($0) }
+    }
+
+    private static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
     struct Result {
@@ -27,21 +35,29 @@ enum CLI {
 
     static func run(_ arguments: [String], stdin: String? = nil) throws -> Result {
         let exe = try #require(executable, "kvmpt executable not found beside the tests")
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = arguments
-        let out = Pipe(), err = Pipe(), inp = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = inp
-        try p.run()
-        if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try inp.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                      stderr: String(decoding: e, as: UTF8.self))
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let inPath = dir.appendingPathComponent("in").path
+        let outPath = dir.appendingPathComponent("out").path
+        let errPath = dir.appendingPathComponent("err").path
+        try Data((stdin ?? "").utf8).write(to: URL(fileURLWithPath: inPath))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, inPath, O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + arguments).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, exe, &actions, nil, argv, environ)
+        try #require(rc == 0, "posix_spawn failed: \(rc)")
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exited = (status & 0x7f) == 0
+        return Result(status: exited ? (status >> 8) & 0xff : 128 + (status & 0x7f),
+                      stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+                      stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
     }
 
     static func scratch() throws -> URL {

@@ -9,14 +9,16 @@ import KVMPageTable
 /// unmapping everything must leave only the root.
 ///
 /// `KVMPT_PROPERTY_RUNS=N` runs N cases per configuration (default 2);
-/// `KVMPT_PROPERTY_SEED=S` changes the base seed; `KVMPT_PROPERTY_OPS=N`
+/// `KVMPT_PROPERTY_SEED=S` (hex, `0x` optional) changes the base seed; `KVMPT_PROPERTY_OPS=N`
 /// the operations per case (default 24).
 @Suite struct PropertyTests {
     static let environment = ProcessInfo.processInfo.environment
     static let runs = environment["KVMPT_PROPERTY_RUNS"].flatMap { Int($0) } ?? 2
     static let operationsPerCase = environment["KVMPT_PROPERTY_OPS"].flatMap { Int($0) } ?? 24
-    static let baseSeed: UInt64 = environment["KVMPT_PROPERTY_SEED"].flatMap { UInt64($0, radix: 16) ?? UInt64($0) }
-        ?? 0x6b76_6d70_745f_7072
+    static let baseSeed: UInt64 = environment["KVMPT_PROPERTY_SEED"].flatMap { text in
+        let hex = text.hasPrefix("0x") || text.hasPrefix("0X") ? String(text.dropFirst(2)) : text
+        return UInt64(hex, radix: 16)
+    } ?? 0x6b76_6d70_745f_7072
 
     static let indexedConfigurations = Array(PropertyConfigurations.all.enumerated()).map { ConfigurationCase(index: $0.offset, configuration: $0.element) }
 
