@@ -217,7 +217,7 @@ public struct TableInspector<Memory: TableMemory> {
     public func ptdump() -> (text: String, report: WalkReport) {
         let printer = PtdumpPrinter(inputBits: geometry.inputBits, startLevel: geometry.startLevel,
                                     granule: granule)
-        let (v, report) = guardedWalk(PtdumpFeeder(printer: printer))
+        let (v, report) = guardedWalk(PtdumpVisitor(printer: printer))
         return (v.printer.text, report)
     }
 
@@ -291,16 +291,6 @@ extension TableInspector where Memory == TableImage {
             regs = try ImageRegisters.parse(text, fileName: sidecar)
         }
         return regs.overridden(by: overrides)
-    }
-}
-
-/// Feeds every leaf visit to a ``PtdumpPrinter``.
-struct PtdumpFeeder: Visitor {
-    var printer: PtdumpPrinter
-    var flags: WalkFlags { .leaf }
-    mutating func visit(_ ctx: inout VisitContext, _ visit: Visit) -> Int32 {
-        printer.note(address: ctx.addr, level: ctx.level, entry: ctx.old)
-        return 0
     }
 }
 

@@ -182,16 +182,6 @@ public struct ScriptRunner {
     }
 }
 
-/// Feeds every leaf visit of a whole-table walk to a ``PtdumpPrinter``.
-struct PtdumpVisitor: Visitor {
-    var printer: PtdumpPrinter
-    var flags: WalkFlags { .leaf }
-    mutating func visit(_ ctx: inout VisitContext, _ visit: Visit) -> Int32 {
-        printer.note(address: ctx.addr, level: ctx.level, entry: ctx.old)
-        return 0
-    }
-}
-
 /// Dump lines gathered into chunks of about 64 KiB and handed on as text.
 struct ChunkedText: DumpSink {
     let flush: (String) -> Void

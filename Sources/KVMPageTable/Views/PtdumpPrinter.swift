@@ -224,3 +224,13 @@ public struct PtdumpPrinter {
         }
     }
 }
+
+/// Feeds every leaf visit of a whole-table walk to a ``PtdumpPrinter``.
+struct PtdumpVisitor: Visitor {
+    var printer: PtdumpPrinter
+    var flags: WalkFlags { .leaf }
+    mutating func visit(_ ctx: inout VisitContext, _ visit: Visit) -> Int32 {
+        printer.note(address: ctx.addr, level: ctx.level, entry: ctx.old)
+        return 0
+    }
+}
