@@ -40,4 +40,19 @@ public struct DescriptorFormat: Hashable, Sendable {
     @inlinable public func physical(fromPTE pte: UInt64) -> UInt64 {
         kvmpt_pte_to_phys(pte, pageShift, lpa2)
     }
+
+    /// `kvm_init_valid_leaf_pte`: a valid leaf for `pa` with the attribute
+    /// bits of `attr`; a page at the last level, a block above it.
+    @inlinable @inline(__always)
+    public func leafPTE(_ pa: UInt64, attributes attr: UInt64, level: Level) -> UInt64 {
+        var pte = pte(fromPhysical: pa) | (attr & (KVMPT_PTE_LEAF_ATTR_LO | KVMPT_PTE_LEAF_ATTR_HI))
+        if level.isLast { pte |= KVMPT_PTE_TYPE }
+        return pte | KVMPT_PTE_VALID
+    }
+
+    /// `kvm_init_table_pte`: a table descriptor pointing at `pa`.
+    @inlinable @inline(__always)
+    public func tablePTE(_ pa: UInt64) -> UInt64 {
+        pte(fromPhysical: pa) | KVMPT_PTE_TYPE | KVMPT_PTE_VALID
+    }
 }

@@ -36,6 +36,16 @@ public struct LevelMath: Hashable, Sendable {
     @inlinable
     public func supportsLeaf(_ level: Level) -> Bool { level.rawValue >= minimumBlockLevel }
 
+    /// `kvm_block_mapping_supported`: whether one leaf at `level` can map
+    /// `[addr, end)` from `phys` (the level allows a leaf, the entry fits in
+    /// the range, and both addresses are aligned to its size).
+    @inlinable @inline(__always)
+    public func leafFits(_ level: Level, addr: UInt64, end: UInt64, phys: UInt64) -> Bool {
+        guard supportsLeaf(level) else { return false }
+        let size = size(level)
+        return size <= end &- addr && phys & (size &- 1) == 0 && addr & (size &- 1) == 0
+    }
+
     /// `PAGE_SIZE`.
     @inlinable
     public var pageSize: UInt64 { 1 &<< pageShift }

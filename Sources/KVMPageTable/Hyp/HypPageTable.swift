@@ -18,14 +18,9 @@ public final class HypPageTable: PageTable {
     public init(geometry: TableGeometry, arena: PageArena? = nil) throws(KernelError) {
         precondition(geometry.kind == .hyp, "a hyp table needs a hyp geometry")
         self.geometry = geometry
-        let arena = try Self.arenaOrNew(arena, granule: geometry.granule)
+        let arena = try PageArena.existingOrNew(arena, granule: geometry.granule)
         self.arena = arena
         self.rootPhysicalAddress = try arena.allocateRoot(pages: 1)
-    }
-
-    private static func arenaOrNew(_ arena: PageArena?, granule: Granule) throws(KernelError) -> PageArena {
-        if let arena { return arena }
-        return try PageArena(granule: granule)
     }
 
     /// A table for a script configuration.
@@ -56,10 +51,7 @@ public final class HypPageTable: PageTable {
     }
 
     func recording<R>(_ body: (inout Maintenance) -> R) -> R {
-        let recorder = MaintenanceRecorder(arena)
-        var m = Maintenance()
-        let r = body(&m)
-        let done = recorder.finish(m)
+        let (r, done) = MaintenanceRecorder.run(on: arena, body)
         lastMaintenance = done
         maintenance += done
         return r
@@ -118,12 +110,8 @@ struct HypMapVisitor: Visitor {
     @inlinable
     func tryLeaf(_ ctx: VisitContext) -> Bool {
         let pa = phys &+ (ctx.addr &- ctx.start)
-        let size = math.size(ctx.level)
-        guard math.supportsLeaf(ctx.level), size <= ctx.end &- ctx.addr,
-              pa & (size &- 1) == 0, ctx.addr & (size &- 1) == 0 else { return false }
-        var new = format.pte(fromPhysical: pa) | (attr & (KVMPT_PTE_LEAF_ATTR_LO | KVMPT_PTE_LEAF_ATTR_HI))
-        if ctx.level.isLast { new |= KVMPT_PTE_TYPE }
-        new |= KVMPT_PTE_VALID
+        guard math.leafFits(ctx.level, addr: ctx.addr, end: ctx.end, phys: pa) else { return false }
+        let new = format.leafPTE(pa, attributes: attr, level: ctx.level)
         if ctx.old == new { return true }
         if ctx.old & KVMPT_PTE_VALID == 0 {
             arena.getPage(holding: ctx.ptep)
@@ -140,7 +128,7 @@ struct HypMapVisitor: Visitor {
         if ctx.level.isLast { return KernelError.einval.code }
         guard let child = arena.allocatePage() else { return KernelError.enomem.code }
         arena.getPage(holding: ctx.ptep)
-        ctx.ptep.pointee = format.pte(fromPhysical: child) | KVMPT_PTE_TYPE | KVMPT_PTE_VALID
+        ctx.ptep.pointee = format.tablePTE(child)
         return 0
     }
 }

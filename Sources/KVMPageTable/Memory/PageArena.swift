@@ -53,6 +53,12 @@ public final class PageArena: TableMemory {
                               pageShift: Int(granule.pageShift), capacity: self.capacity)
     }
 
+    /// `arena` when given, else a new arena for `granule` (a table's default).
+    static func existingOrNew(_ arena: PageArena?, granule: Granule) throws(KernelError) -> PageArena {
+        if let arena { return arena }
+        return try PageArena(granule: granule)
+    }
+
     deinit {
         state.deinitialize(count: 1)
         state.deallocate()

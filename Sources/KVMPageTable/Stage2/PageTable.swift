@@ -67,4 +67,14 @@ struct MaintenanceRecorder {
         m.pagesFreed = arena.freedCount - freed
         return m
     }
+
+    /// Runs `body` (one operation) and returns its result with everything
+    /// it recorded, page traffic included.
+    @inlinable
+    static func run<R>(on arena: PageArena, _ body: (inout Maintenance) -> R) -> (R, Maintenance) {
+        let recorder = MaintenanceRecorder(arena)
+        var m = Maintenance()
+        let r = body(&m)
+        return (r, recorder.finish(m))
+    }
 }

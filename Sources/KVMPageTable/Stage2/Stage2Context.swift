@@ -92,25 +92,17 @@ struct Stage2Context {
     /// `kvm_init_valid_leaf_pte`.
     @inlinable @inline(__always)
     func leafPTE(_ pa: UInt64, _ attr: UInt64, _ level: Level) -> UInt64 {
-        var pte = format.pte(fromPhysical: pa)
-        pte |= attr & (KVMPT_PTE_LEAF_ATTR_LO | KVMPT_PTE_LEAF_ATTR_HI)
-        if level.isLast { pte |= KVMPT_PTE_TYPE }
-        return pte | KVMPT_PTE_VALID
+        format.leafPTE(pa, attributes: attr, level: level)
     }
 
     /// `kvm_init_table_pte`.
     @inlinable @inline(__always)
-    func tablePTE(_ pa: UInt64) -> UInt64 {
-        format.pte(fromPhysical: pa) | KVMPT_PTE_TYPE | KVMPT_PTE_VALID
-    }
+    func tablePTE(_ pa: UInt64) -> UInt64 { format.tablePTE(pa) }
 
-    /// `kvm_block_mapping_supported`.
+    /// `kvm_block_mapping_supported` at the visited entry.
     @inlinable @inline(__always)
     func blockFits(_ ctx: VisitContext, phys: UInt64) -> Bool {
-        guard math.supportsLeaf(ctx.level) else { return false }
-        let size = math.size(ctx.level)
-        if size > ctx.end &- ctx.addr { return false }
-        return phys & (size &- 1) == 0 && ctx.addr & (size &- 1) == 0
+        math.leafFits(ctx.level, addr: ctx.addr, end: ctx.end, phys: phys)
     }
 
     // MARK: Predicates

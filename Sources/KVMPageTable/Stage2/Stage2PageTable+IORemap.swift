@@ -25,17 +25,13 @@ extension Stage2PageTable {
     /// `kvm_supported_pgsize`: the largest level whose block fits at `addr`
     /// for `phys` within `end`, else a page.
     public func supportedBlockSize(addr: UInt64, end: UInt64, phys: UInt64) -> UInt64 {
-        let g = geometry.granule
+        let math = context.math
         var level = geometry.startLevel
         while level <= .last {
-            let size = g.size(at: level)
-            if g.supportsLeaf(at: level), size <= end &- addr,
-               addr & (size &- 1) == 0, phys & (size &- 1) == 0 {
-                return size
-            }
+            if math.leafFits(level, addr: addr, end: end, phys: phys) { return math.size(level) }
             level = level.next
         }
-        return g.pageSize
+        return math.pageSize
     }
 
     private func ioremapLoop(_ ipa: UInt64, size: UInt64, phys: UInt64, writable: Bool,

@@ -34,7 +34,7 @@ public final class Stage2PageTable: PageTable {
         precondition(geometry.kind == .stage2, "a stage-2 table needs a stage-2 geometry")
         self.geometry = geometry
         self.features = features
-        let arena = try Self.arenaOrNew(arena, granule: geometry.granule)
+        let arena = try PageArena.existingOrNew(arena, granule: geometry.granule)
         self.arena = arena
         self.rootPhysicalAddress = try arena.allocateRoot(pages: geometry.rootPages)
         let context = Stage2Context(arena: arena.view, geometry: geometry,
@@ -46,11 +46,6 @@ public final class Stage2PageTable: PageTable {
     deinit {
         hot.deinitialize(count: 1)
         hot.deallocate()
-    }
-
-    private static func arenaOrNew(_ arena: PageArena?, granule: Granule) throws(KernelError) -> PageArena {
-        if let arena { return arena }
-        return try PageArena(granule: granule)
     }
 
     /// A table for a script configuration.
@@ -67,10 +62,7 @@ public final class Stage2PageTable: PageTable {
     /// Runs one operation, recording its maintenance.
     @inlinable
     func recording<R>(_ body: (inout Maintenance) -> R) -> R {
-        let recorder = MaintenanceRecorder(arena)
-        var m = Maintenance()
-        let r = body(&m)
-        let done = recorder.finish(m)
+        let (r, done) = MaintenanceRecorder.run(on: arena, body)
         record(done)
         return r
     }
